@@ -13,13 +13,18 @@ import sys
 
 def find(version: str) -> str | None:
     candidates = [shutil.which(f"python{version}")]
-    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    candidates += sorted(
+        glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}"))
+    )
     candidates += [f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"]
     for candidate in filter(None, candidates):
         try:
             out = subprocess.run(
                 [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                capture_output=True, text=True, check=False, timeout=20,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=20,
             )
         except OSError:
             continue

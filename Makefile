@@ -1,0 +1,43 @@
+# copier-fastapi-modular: the template repository's commands. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEST ?= demo
+PORT ?= 8000
+WORKERS ?= 2
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help bootstrap demo test test-fast lint format clean
+
+help: ## List the available commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+$(BIN)/.bootstrapped: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv sync --quiet --python $(BIN)/python
+	@touch $@
+
+bootstrap: $(BIN)/.bootstrapped ## Create .venv with copier, pytest-copie, ruff and uv
+
+demo: bootstrap ## Render the default variant into ./demo (DEST=...), migrate it and serve it on 127.0.0.1:$(PORT)
+	scripts/demo.sh "$(DEST)" "$(PORT)"
+
+test: bootstrap ## The whole test suite: every variant rendered, installed and checked
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
+
+test-fast: bootstrap ## Render checks and questionnaire tests only (no rendered project installs)
+	$(BIN)/pytest -n $(WORKERS) -m "not slow"
+
+lint: bootstrap ## Lint and format-check the template's own Python (tests, scripts)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: bootstrap ## Format the template's own Python
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+clean: ## Remove the virtualenv and the demo project
+	rm -rf $(VENV) $(DEST)

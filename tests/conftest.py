@@ -1,0 +1,58 @@
+"""Shared fixtures for the template's tests: hermetic Copier, rendering and project checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_copier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Ignore the developer's own Copier settings (defaults, trusted sources)."""
+    settings = tmp_path_factory.mktemp("copier-settings") / "settings.yml"
+    settings.write_text("{}\n")
+    previous = os.environ.get("COPIER_SETTINGS_PATH")
+    os.environ["COPIER_SETTINGS_PATH"] = str(settings)
+    yield
+    if previous is None:
+        os.environ.pop("COPIER_SETTINGS_PATH", None)
+    else:
+        os.environ["COPIER_SETTINGS_PATH"] = previous
+
+
+@pytest.fixture(scope="session")
+def template_root() -> Path:
+    return ROOT
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the per-variant timing table recorded by the slow tests."""
+    rows: list[dict[str, object]] = []
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get(
+        "failed", []
+    ):
+        for name, value in getattr(report, "user_properties", []):
+            if name == "variant_timing":
+                rows.append(json.loads(value))
+    if not rows:
+        return
+    steps = list(dict.fromkeys(step for row in rows for step in row["steps"]))  # type: ignore[attr-defined]
+    terminalreporter.section("rendered project timings (seconds)")
+    header = f"{'variant':<44}" + "".join(f"{step:>10}" for step in steps) + f"{'total':>10}"
+    terminalreporter.write_line(header)
+    grand_total = 0.0
+    for row in sorted(rows, key=lambda r: str(r["variant"])):
+        timings: dict[str, float] = row["steps"]  # type: ignore[assignment]
+        total = sum(timings.values())
+        grand_total += total
+        cells = "".join(f"{timings.get(step, float('nan')):>10.1f}" for step in steps)
+        terminalreporter.write_line(f"{row['variant']!s:<44}{cells}{total:>10.1f}")
+    terminalreporter.write_line(
+        f"{'sum over variants':<44}{'':>{10 * len(steps)}}{grand_total:>10.1f}"
+    )
