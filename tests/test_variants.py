@@ -100,6 +100,44 @@ def test_raw_render_is_ruff_clean(render: Callable[[Variant], Path], variant: Va
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+YAMLLINT_CONFIG = (
+    "{extends: default, rules: {document-start: disable, line-length: {max: 120},"
+    " truthy: {check-keys: false}}}"
+)
+
+
+def run_tool(project: Path, *command: str) -> None:
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}{result.stderr}"
+
+
+@by_variant
+def test_ci_and_deployment_files_validate(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """Offline validators: hadolint, the Compose and GitHub Actions schemas, yamllint."""
+    project = render(variant)
+    yaml_files = [".github/workflows/ci.yml", ".pre-commit-config.yaml"]
+    run_tool(
+        project,
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.github-workflows",
+        ".github/workflows/ci.yml",
+    )
+    if variant.deployment == "docker":
+        yaml_files.append("compose.yaml")
+        run_tool(project, str(BIN / "hadolint"), "Dockerfile")
+        run_tool(
+            project,
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "compose.yaml",
+        )
+    run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, *yaml_files)
+
+
 @by_variant
 def test_no_stray_blank_lines(render: Callable[[Variant], Path], variant: Variant) -> None:
     """Jinja tags must not leave doubled blank lines or trailing whitespace behind."""
