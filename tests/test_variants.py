@@ -101,7 +101,7 @@ def test_raw_render_is_ruff_clean(render: Callable[[Variant], Path], variant: Va
 
 
 YAMLLINT_CONFIG = (
-    "{extends: default, rules: {document-start: disable, line-length: {max: 120},"
+    "{extends: default, rules: {document-start: disable, line-length: {max: 160},"
     " truthy: {check-keys: false}}}"
 )
 

@@ -1,0 +1,189 @@
+"""Real database servers on 127.0.0.1 for the template's tests (no Docker, no systemd).
+
+PostgreSQL and MariaDB run from their Debian packages in throw-away data directories, on
+ports picked at run time, and are stopped at the end even when tests fail. `ensure_installed`
+installs missing packages with apt-get when running as root, and otherwise stops with the
+command to run: a variant is never skipped silently.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+APT_PACKAGES = {
+    "postgresql": ["postgresql"],
+    "mysql": ["mariadb-server-core", "mariadb-client-core"],
+}
+
+
+class ServerUnavailableError(RuntimeError):
+    """A database server needed by the tests is missing and cannot be installed here."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"database server exited with {process.returncode}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"database server did not listen on port {port} within {timeout}s")
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    return Path(found[-1]).parent if found else None
+
+
+def mariadb_bin() -> Path | None:
+    binary = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin")
+    return Path(binary).parent if binary else None
+
+
+def ensure_installed(engine: str) -> None:
+    present = postgres_bin() if engine == "postgresql" else mariadb_bin()
+    if present is not None:
+        return
+    packages = APT_PACKAGES[engine]
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise ServerUnavailableError(
+            f"{engine} server not installed; install it with: sudo {' '.join(command)}"
+        )
+    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True)
+    if (postgres_bin() if engine == "postgresql" else mariadb_bin()) is None:
+        raise ServerUnavailableError(f"{engine} still missing after: {' '.join(command)}")
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@dataclass
+class DatabaseServer:
+    """One running server; `create_database` hands out a fresh database per caller."""
+
+    engine: str
+    port: int = 0
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dbserver-")))
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DatabaseServer:
+        ensure_installed(self.engine)
+        self.port = free_port()
+        if self.engine == "postgresql":
+            self._start_postgres()
+        else:
+            self._start_mariadb()
+        return self
+
+    def _start_postgres(self) -> None:
+        binaries = postgres_bin()
+        assert binaries is not None
+        data = self.workdir / "data"
+        data.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres")
+            shutil.chown(data, "postgres")
+        subprocess.run(
+            _as_postgres_user(
+                [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                 "--no-sync", "-E", "UTF8"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.process = subprocess.Popen(
+            _as_postgres_user(
+                [str(binaries / "postgres"), "-D", str(data), "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.workdir}",
+                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=200"]
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+
+    def _start_mariadb(self) -> None:
+        binaries = mariadb_bin()
+        assert binaries is not None
+        data = self.workdir / "data"
+        install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+        subprocess.run(
+            [install, "--no-defaults", "--user=root", f"--datadir={data}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True,
+            capture_output=True,
+        )
+        self.process = subprocess.Popen(
+            [str(binaries / "mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}",
+             "--bind-address=127.0.0.1", f"--port={self.port}",
+             f"--socket={self.workdir / 'mariadb.sock'}", "--skip-name-resolve",
+             "--innodb-flush-log-at-trx-commit=0", "--max-connections=300",
+             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+
+    def _admin_sql(self, sql: str) -> None:
+        if self.engine == "postgresql":
+            binaries = postgres_bin()
+            assert binaries is not None
+            command = [str(binaries / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+                       "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql]
+        else:
+            client = shutil.which("mariadb") or "/usr/bin/mariadb"
+            command = [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(self.port),
+                       "-u", "root", "-e", sql]
+        for attempt in range(50):
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode == 0:
+                return
+            if attempt == 49:
+                raise RuntimeError(f"{self.engine}: {sql!r} failed: {result.stderr}")
+            time.sleep(0.1)
+
+    def create_database(self, label: str) -> str:
+        """A fresh database with its own user; returns its async SQLAlchemy URL."""
+        name = f"t_{label[:20]}_{uuid.uuid4().hex[:8]}".replace("-", "_").lower()
+        password = uuid.uuid4().hex
+        if self.engine == "postgresql":
+            self._admin_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+            self._admin_sql(f"CREATE DATABASE {name} OWNER {name}")
+            return f"postgresql+asyncpg://{name}:{password}@127.0.0.1:{self.port}/{name}"
+        self._admin_sql(
+            f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
+            f"CREATE USER '{name}'@'127.0.0.1' IDENTIFIED BY '{password}'; "
+            f"GRANT ALL PRIVILEGES ON {name}.* TO '{name}'@'127.0.0.1';"
+        )
+        return f"mysql+asyncmy://{name}:{password}@127.0.0.1:{self.port}/{name}?charset=utf8mb4"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
