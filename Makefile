@@ -28,6 +28,7 @@ demo: bootstrap ## Render the default variant into ./demo (DEST=...), migrate it
 
 test: bootstrap ## The whole test suite: every variant rendered, installed and checked
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/python -m tests.servers postgresql mysql
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
 
 test-fast: bootstrap ## Render checks and questionnaire tests only (no rendered project installs)

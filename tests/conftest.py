@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, Variant
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +30,27 @@ def _hermetic_copier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 @pytest.fixture(scope="session")
 def template_root() -> Path:
     return ROOT
+
+
+RENDER_SECONDS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def render(copie_session) -> Callable[[Variant], Path]:  # pytest-copie is untyped
+    """Render each variant once per test session (and per xdist worker)."""
+    cache: dict[str, Path] = {}
+
+    def _render(variant: Variant) -> Path:
+        if variant.id not in cache:
+            started = time.perf_counter()
+            result = copie_session.copy(extra_answers=dict(variant.answers))
+            RENDER_SECONDS[variant.id] = time.perf_counter() - started
+            assert result.exit_code == 0, result.exception
+            assert result.exception is None
+            cache[variant.id] = Path(result.project_dir)
+        return cache[variant.id]
+
+    return _render
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

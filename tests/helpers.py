@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -10,6 +11,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -21,6 +24,19 @@ from find_python import find as find_python  # noqa: E402
 LEFTOVER_JINJA = re.compile(r"\{\{-?\s|\s-?\}\}|\{%-?\s|\s-?%\}|\{#-?\s|\s-?#\}")
 
 
+COPIER_YML = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))
+# Questions whose every choice is a variant of the matrix; the last one (deployment) only
+# adds files around the application.
+MATRIX_QUESTIONS = ("database", "auth", "deployment")
+PYTHON_VERSIONS = [str(v) for v in COPIER_YML["python_version"]["choices"]]
+
+
+def choices(question: str) -> list[str]:
+    """The values of a choice question, read from copier.yml (labels -> values)."""
+    raw = COPIER_YML[question]["choices"]
+    return [str(value) for value in (raw.values() if isinstance(raw, dict) else raw)]
+
+
 @dataclass(frozen=True)
 class Variant:
     """One combination of answers the tests render and check."""
@@ -28,39 +44,76 @@ class Variant:
     id: str
     answers: Mapping[str, object] = field(default_factory=dict)
 
+    def answer(self, question: str) -> str:
+        return str(self.answers.get(question, COPIER_YML[question]["default"]))
+
     @property
     def domains(self) -> list[str]:
         return list(self.answers.get("domains", ["posts", "tags"]))  # type: ignore[call-overload]
 
     @property
+    def database(self) -> str:
+        return self.answer("database")
+
+    @property
     def auth(self) -> str:
-        return str(self.answers.get("auth", "jwt"))
+        return self.answer("auth")
 
     @property
     def deployment(self) -> str:
-        return str(self.answers.get("deployment", "docker"))
+        return self.answer("deployment")
 
     @property
     def python_version(self) -> str:
-        return str(self.answers.get("python_version", "3.12"))
+        return self.answer("python_version")
 
 
-# The variants every `make test` renders and checks end to end.
-VARIANTS = [
-    Variant("default"),
+def matrix() -> list[Variant]:
+    """Every database x auth x deployment combination, straight from copier.yml.
+
+    Python versions rotate through the database x auth rows so every supported version is
+    exercised, while variants differing only in deployment share one application.
+    """
+    *app_questions, last = MATRIX_QUESTIONS
+    app_combos = itertools.product(*(choices(question) for question in app_questions))
+    variants = []
+    for index, app_combo in enumerate(app_combos):
+        for value in choices(last):
+            combo = (*app_combo, value)
+            answers: dict[str, object] = dict(zip(MATRIX_QUESTIONS, combo, strict=True))
+            answers["python_version"] = PYTHON_VERSIONS[index % len(PYTHON_VERSIONS)]
+            variants.append(Variant("-".join(combo), answers))
+    return variants
+
+
+# Shapes of the questionnaire the matrix does not vary: domain lists and names.
+SHAPE_VARIANTS = [
+    Variant("one-domain-none-auth", {"auth": "none", "domains": ["posts"]}),
     Variant(
-        "none-auth-one-domain-py311",
-        {"auth": "none", "deployment": "none", "domains": ["posts"], "python_version": "3.11"},
-    ),
-    Variant(
-        "jwt-underscored-domains-py313",
+        "longest-names",
         {
-            "project_name": "Order Service",
-            "domains": ["order_items", "categories", "inventory", "addresses", "boxes"],
+            # 32-character package, 23-character domain, domains sorting around core modules
+            "project_name": "Abcdefghij Klmnopqrst Uvwxyzabcd",
+            "domains": ["boxes", "warehouse_stock_entries", "zones", "accounts", "categories"],
             "python_version": "3.13",
         },
     ),
 ]
+
+VARIANTS = matrix() + SHAPE_VARIANTS
+
+
+def app_key(variant: Variant) -> tuple[str, ...]:
+    """Answers that change the application itself (the deployment choice only adds files)."""
+    return (variant.database, variant.auth, ",".join(variant.domains), variant.python_version)
+
+
+def suite_variants() -> list[Variant]:
+    """One variant per distinct application: the project's own suite runs once for each."""
+    seen: dict[tuple[str, ...], Variant] = {}
+    for variant in VARIANTS:
+        seen.setdefault(app_key(variant), variant)
+    return list(seen.values())
 
 
 def package_name(answers: Mapping[str, object]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -73,8 +74,9 @@ def ensure_installed(engine: str) -> None:
         raise ServerUnavailableError(f"{engine} still missing after: {' '.join(command)}")
 
 
-def _as_postgres_user(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+def _postgres_user() -> dict[str, str]:
+    """initdb and postgres refuse to run as root: drop to the postgres user when root."""
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
 
 
 @dataclass
@@ -85,6 +87,8 @@ class DatabaseServer:
     port: int = 0
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dbserver-")))
     process: subprocess.Popen[bytes] | None = None
+    command: list[str] = field(default_factory=list)
+    popen_options: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> DatabaseServer:
         ensure_installed(self.engine)
@@ -103,25 +107,27 @@ class DatabaseServer:
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres")
             shutil.chown(data, "postgres")
+        self.popen_options = _postgres_user()
+        initdb = [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
         subprocess.run(
-            _as_postgres_user(
-                [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                 "--no-sync", "-E", "UTF8"]
-            ),
+            [*initdb, "--no-sync", "-E", "UTF8"],
             check=True,
             capture_output=True,
+            cwd=self.workdir,
+            **self.popen_options,  # type: ignore[call-overload]
         )
-        self.process = subprocess.Popen(
-            _as_postgres_user(
-                [str(binaries / "postgres"), "-D", str(data), "-p", str(self.port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.workdir}",
-                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=200"]
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, self.process)
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.workdir),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "300",
+        }
+        self.command = [str(binaries / "postgres"), "-D", str(data), "-p", str(self.port)]
+        for name, value in settings.items():
+            self.command += ["-c", f"{name}={value}"]
+        self.resume()
 
     def _start_mariadb(self) -> None:
         binaries = mariadb_bin()
@@ -129,32 +135,88 @@ class DatabaseServer:
         data = self.workdir / "data"
         install = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
         subprocess.run(
-            [install, "--no-defaults", "--user=root", f"--datadir={data}",
-             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            [
+                install,
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={data}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
             check=True,
             capture_output=True,
         )
+        self.command = [
+            str(binaries / "mariadbd"),
+            "--no-defaults",
+            "--user=root",
+            f"--datadir={data}",
+            "--bind-address=127.0.0.1",
+            f"--port={self.port}",
+            f"--socket={self.workdir / 'mariadb.sock'}",
+            "--skip-name-resolve",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--max-connections=300",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+        ]
+        self.resume()
+
+    def resume(self) -> None:
+        """(Re)start the server process on the same port and data directory."""
         self.process = subprocess.Popen(
-            [str(binaries / "mariadbd"), "--no-defaults", "--user=root", f"--datadir={data}",
-             "--bind-address=127.0.0.1", f"--port={self.port}",
-             f"--socket={self.workdir / 'mariadb.sock'}", "--skip-name-resolve",
-             "--innodb-flush-log-at-trx-commit=0", "--max-connections=300",
-             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"],
+            self.command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            cwd=self.workdir,
+            **self.popen_options,  # type: ignore[call-overload]
         )
         wait_for_port(self.port, self.process)
+
+    def pause(self) -> None:
+        """Stop the server process, keeping its data: clients see the database go down."""
+        if self.process is not None and self.process.poll() is None:
+            # PostgreSQL's SIGTERM waits for clients to disconnect; SIGINT is its fast shutdown.
+            self.process.send_signal(
+                signal.SIGINT if self.engine == "postgresql" else signal.SIGTERM
+            )
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
 
     def _admin_sql(self, sql: str) -> None:
         if self.engine == "postgresql":
             binaries = postgres_bin()
             assert binaries is not None
-            command = [str(binaries / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-                       "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql]
+            command = [
+                str(binaries / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ]
         else:
             client = shutil.which("mariadb") or "/usr/bin/mariadb"
-            command = [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(self.port),
-                       "-u", "root", "-e", sql]
+            command = [
+                client,
+                "--no-defaults",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                str(self.port),
+                "-u",
+                "root",
+                "-e",
+                sql,
+            ]
         for attempt in range(50):
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode == 0:
@@ -179,11 +241,25 @@ class DatabaseServer:
         return f"mysql+asyncmy://{name}:{password}@127.0.0.1:{self.port}/{name}?charset=utf8mb4"
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        self.pause()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def main(engines: list[str]) -> int:
+    """`python -m tests.servers postgresql mysql`: install missing servers, or explain how."""
+    for engine in engines:
+        try:
+            ensure_installed(engine)
+        except ServerUnavailableError as error:
+            print(f"error: {error}", flush=True)
+            return 1
+        except subprocess.CalledProcessError as error:
+            print(f"error: installing the {engine} server failed: {error}", flush=True)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:] or list(APT_PACKAGES)))

@@ -39,6 +39,7 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree as a committed repository, so recorded commits stay resolvable."""
     snapshot = tmp_path_factory.mktemp("template-snapshot")
     shutil.copy2(ROOT / "copier.yml", snapshot / "copier.yml")
+    shutil.copytree(ROOT / "includes", snapshot / "includes")
     shutil.copytree(ROOT / "template", snapshot / "template")
     git(snapshot, "init", "--quiet", "--initial-branch=main")
     git(snapshot, "add", "--all")

@@ -2,52 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
 import subprocess
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import RENDER_SECONDS
 from tests.helpers import (
     BIN,
     LEFTOVER_JINJA,
     VARIANTS,
     StepTimer,
     Variant,
+    app_key,
     package_name,
     rendered_files,
+    suite_variants,
     uv_env,
 )
-
-RENDER_SECONDS: dict[str, float] = {}
-
-
-@pytest.fixture(scope="session")
-def render(copie_session) -> Callable[[Variant], Path]:  # pytest-copie is untyped
-    """Render each variant once per test session (and per xdist worker)."""
-    cache: dict[str, Path] = {}
-
-    def _render(variant: Variant) -> Path:
-        if variant.id not in cache:
-            started = time.perf_counter()
-            result = copie_session.copy(extra_answers=dict(variant.answers))
-            RENDER_SECONDS[variant.id] = time.perf_counter() - started
-            assert result.exit_code == 0, result.exception
-            assert result.exception is None
-            cache[variant.id] = Path(result.project_dir)
-        return cache[variant.id]
-
-    return _render
+from tests.servers import DatabaseServer, free_port
 
 
-def by_variant(test: Callable[..., None]) -> pytest.MarkDecorator:
+def parametrize_variants(variants: list[Variant]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize(
         "variant",
-        [pytest.param(v, id=v.id, marks=pytest.mark.xdist_group(v.id)) for v in VARIANTS],
-    )(test)
+        [pytest.param(v, id=v.id, marks=pytest.mark.xdist_group(v.id)) for v in variants],
+    )
+
+
+by_variant = parametrize_variants(VARIANTS)
 
 
 @by_variant
@@ -167,29 +159,155 @@ def test_answers_file_records_choices_but_no_secret(
     assert ".env" in (project / ".gitignore").read_text().splitlines()
 
 
+APP_PATHS = ("src", "tests", "migrations", "pyproject.toml", "alembic.ini", "Makefile")
+
+
+def app_digest(project: Path) -> str:
+    digest = hashlib.sha256()
+    for path in rendered_files(project):
+        relative = path.relative_to(project)
+        if relative.parts[0] in APP_PATHS:
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def test_variants_sharing_an_application_render_it_identically(
+    render: Callable[[Variant], Path],
+) -> None:
+    """Why the slow suite runs once per application, not once per deployment choice."""
+    groups: dict[tuple[str, ...], list[Variant]] = {}
+    for variant in VARIANTS:
+        groups.setdefault(app_key(variant), []).append(variant)
+    shared = [group for group in groups.values() if len(group) > 1]
+    assert shared, "expected deployment choices to share an application"
+    for group in shared:
+        digests = {variant.id: app_digest(render(variant)) for variant in group}
+        assert len(set(digests.values())) == 1, digests
+
+
+@pytest.fixture(scope="session")
+def database_servers() -> Iterator[dict[str, DatabaseServer]]:
+    """Real PostgreSQL / MariaDB servers, started on first use, stopped at the end."""
+    servers: dict[str, DatabaseServer] = {}
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def database_url_for(
+    variant: Variant, project: Path, servers: dict[str, DatabaseServer]
+) -> tuple[str, DatabaseServer | None]:
+    """A fresh database for this variant: a SQLite file, or one on a real server."""
+    if variant.database == "sqlite":
+        return f"sqlite+aiosqlite:///{project / 'variant-check.db'}", None
+    if variant.database not in servers:
+        servers[variant.database] = DatabaseServer(variant.database).start()
+    server = servers[variant.database]
+    return server.create_database(variant.id), server
+
+
+def get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # loopback
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def wait_for_status(url: str, expected: int, timeout: float = 30.0) -> float:
+    started = time.monotonic()
+    while (status := get_status(url)) != expected:
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{url} answered {status}, expected {expected}")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def serve_and_probe(
+    project: Path, variant: Variant, env: dict[str, str], server: DatabaseServer | None
+) -> None:
+    """Start the app the way the container does, then check /health and /ready.
+
+    With a real server, stop the database: /ready turns 503 and recovers without restarting
+    the app once the database is back.
+    """
+    port = free_port()
+    command = [
+        str(project / ".venv/bin/uvicorn"),
+        f"{package_name(variant.answers)}.main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=project,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_status(f"{base}/health", 200)
+        wait_for_status(f"{base}/ready", 200)
+        if server is not None:
+            server.pause()
+            try:
+                wait_for_status(f"{base}/ready", 503, timeout=20)
+                assert get_status(f"{base}/health") == 200
+            finally:
+                server.resume()
+            wait_for_status(f"{base}/ready", 200, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output = process.communicate(timeout=20)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate()[0].decode(errors="replace")
+    # Graceful shutdown on SIGTERM: uvicorn finishes the lifespan, then re-raises the signal.
+    assert process.returncode in {0, -signal.SIGTERM}, output
+    assert "Application shutdown complete" in output, output
+    assert "Traceback" not in output, output
+
+
 @pytest.mark.slow
-@by_variant
+@parametrize_variants(suite_variants())
 def test_project_passes_its_own_checks(
     render: Callable[[Variant], Path],
     variant: Variant,
+    database_servers: dict[str, DatabaseServer],
     record_property: Callable[[str, object], None],
 ) -> None:
-    """uv sync, mypy --strict, pytest with the coverage gate, and the migration cycle."""
+    """uv sync, mypy --strict, pytest with the coverage gate, the migration cycle on the
+    variant's real database, and the app serving /health and /ready."""
     project = render(variant)
     timer = StepTimer(project)
     timer.steps["render"] = RENDER_SECONDS.get(variant.id, 0.0)
     env = uv_env(variant.python_version)
-    uv = str(BIN / "uv")
     try:
-        timer.run("uv sync", uv, "sync", "--quiet", env=env)
+        timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=env)
         venv = project / ".venv" / "bin"
         timer.run("mypy", str(venv / "mypy"))
-        timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider")
-        database = {"DATABASE_URL": f"sqlite+aiosqlite:///{project / 'migrations-check.db'}"}
+        url, server = database_url_for(variant, project, database_servers)
+        database = {"DATABASE_URL": url, "TEST_DATABASE_URL": url}
+        timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider", env=database)
         alembic = str(venv / "alembic")
-        timer.run("alembic", alembic, "upgrade", "heads", env=database)
-        timer.run("alembic", alembic, "check", env=database)
-        timer.run("alembic", alembic, "downgrade", "base", env=database)
-        timer.run("alembic", alembic, "upgrade", "heads", env=database)
+        for command in (
+            ["upgrade", "heads"],
+            ["check"],
+            ["downgrade", "base"],
+            ["upgrade", "heads"],
+        ):
+            timer.run("alembic", alembic, *command, env=database)
+        started = time.perf_counter()
+        serve_and_probe(project, variant, database, server)
+        timer.steps["serve"] = time.perf_counter() - started
     finally:
         record_property("variant_timing", json.dumps({"variant": variant.id, "steps": timer.steps}))
