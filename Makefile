@@ -9,6 +9,8 @@ DEST ?= demo
 PORT ?= 8000
 WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
+# Silences Material's end-of-life banner, printed on every docs build.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: help bootstrap demo test test-fast lint format docs docs-build clean
 
@@ -21,12 +23,12 @@ $(BIN)/.bootstrapped: pyproject.toml
 	$(BIN)/uv sync --quiet --python $(BIN)/python
 	@touch $@
 
-bootstrap: $(BIN)/.bootstrapped ## Create .venv with copier, pytest-copie, ruff and uv
+bootstrap: $(BIN)/.bootstrapped ## Create .venv with copier, pytest-copie, ruff, uv and mkdocs-material
 
 demo: bootstrap ## Render the default variant into ./demo (DEST=...), migrate it and serve it on 127.0.0.1:$(PORT)
 	scripts/demo.sh "$(DEST)" "$(PORT)"
 
-test: bootstrap ## The whole test suite: every variant rendered, installed and checked
+test: bootstrap ## The whole test suite: docs built strictly, every variant rendered, installed and checked
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m tests.servers postgresql mysql
