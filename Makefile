@@ -9,8 +9,10 @@ DEST ?= demo
 PORT ?= 8000
 WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
+# Silences Material's end-of-life banner, printed on every docs build.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help bootstrap demo test test-fast lint format clean
+.PHONY: help bootstrap demo test test-fast lint format docs docs-build clean
 
 help: ## List the available commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -21,13 +23,14 @@ $(BIN)/.bootstrapped: pyproject.toml
 	$(BIN)/uv sync --quiet --python $(BIN)/python
 	@touch $@
 
-bootstrap: $(BIN)/.bootstrapped ## Create .venv with copier, pytest-copie, ruff and uv
+bootstrap: $(BIN)/.bootstrapped ## Create .venv with copier, pytest-copie, ruff, uv and mkdocs-material
 
 demo: bootstrap ## Render the default variant into ./demo (DEST=...), migrate it and serve it on 127.0.0.1:$(PORT)
 	scripts/demo.sh "$(DEST)" "$(PORT)"
 
-test: bootstrap ## The whole test suite: every variant rendered, installed and checked
+test: bootstrap ## The whole test suite: docs built strictly, every variant rendered, installed and checked
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m tests.servers postgresql mysql
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
 
@@ -40,5 +43,11 @@ lint: bootstrap ## Lint and format-check the template's own Python (tests, scrip
 format: bootstrap ## Format the template's own Python
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+docs: bootstrap ## Serve the documentation site on http://127.0.0.1:8001 with live reload
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+docs-build: bootstrap ## Build the documentation site strictly into site/
+	$(BIN)/mkdocs build --strict
+
 clean: ## Remove the virtualenv and the demo project
-	rm -rf $(VENV) $(DEST)
+	rm -rf $(VENV) $(DEST) site
