@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -123,3 +124,52 @@ def test_adding_a_domain_merges_and_keeps_edits(template_snapshot: Path, tmp_pat
     database = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'update.db'}"}
     timer.run("alembic", str(project / ".venv/bin/alembic"), "upgrade", "heads", env=database)
     timer.run("alembic", str(project / ".venv/bin/alembic"), "check", env=database)
+
+
+@pytest.mark.slow
+def test_remove_domain_command_removes_it_cleanly(template_snapshot: Path, tmp_path: Path) -> None:
+    """`make remove-domain`: tables dropped, code/tests/migrations gone, others untouched."""
+    project = generate(template_snapshot, tmp_path / "project", ["posts", "tags"])
+    database = tmp_path / "remove.db"
+    env = {
+        **uv_env("3.12"),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
+    timer = StepTimer(project)
+    timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=env)
+    git(project, "add", "uv.lock")
+    git(project, "commit", "--quiet", "--message", "lock dependencies")
+    timer.run("alembic", str(project / ".venv/bin/alembic"), "upgrade", "heads", env=env)
+    posts_router = (project / "src/my_api/posts/router.py").read_text()
+
+    timer.run("remove", str(BIN / "python"), "scripts/domains.py", "remove", "tags", env=env)
+
+    for gone in ("src/my_api/tags", "tests/tags", "migrations/versions/tags"):
+        assert not (project / gone).exists(), gone
+    assert "tags_router" not in (project / "src/my_api/domains.py").read_text()
+    assert (project / "src/my_api/posts/router.py").read_text() == posts_router
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["domains"] == ["posts"]
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert "tags" not in tables
+    assert "posts" in tables
+    timer.run("alembic", str(project / ".venv/bin/alembic"), "check", env=env)
+    timer.run("pytest", str(project / ".venv/bin/pytest"), "-q", "-p", "no:cacheprovider", env=env)
+
+
+def test_remove_domain_command_refuses_unknown_and_last_domain(
+    template_snapshot: Path, tmp_path: Path
+) -> None:
+    project = generate(template_snapshot, tmp_path / "project", ["posts"])
+    for name, message in (("nope", "no domain 'nope'"), ("posts", "at least one domain")):
+        result = subprocess.run(
+            [str(BIN / "python"), "scripts/domains.py", "remove", name],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert message in result.stderr
+    assert git(project, "status", "--porcelain") == ""
