@@ -94,7 +94,9 @@ KUSTOMIZE_ONLY = {"kustomization.yaml"}
 
 
 def kubernetes_validate(project: Path, *files: Path | str) -> None:
-    run_tool(project, str(BIN / "kubernetes-validate"), "--strict", "--quiet", *map(str, files))
+    tool = BIN / "kubernetes-validate"
+    assert tool.is_file(), f"{tool} is missing: `uv sync` the template's own environment"
+    run_tool(project, str(tool), "--strict", "--quiet", *map(str, files))
 
 
 def is_patch(path: Path) -> bool:
