@@ -68,8 +68,25 @@ class Variant:
         return self.answer("python_version")
 
 
+# Answer combinations the questionnaire refuses (copier.yml validators), with the message
+# it gives. The matrix skips them; tests/test_questionnaire.py proves each one is refused.
+SQLITE_MULTI_REPLICA = "runs several replicas, but SQLite is a file on one machine"
+FORBIDDEN: list[tuple[dict[str, str], str]] = [
+    ({"database": "sqlite", "deployment": "kubernetes"}, SQLITE_MULTI_REPLICA),
+    ({"database": "sqlite", "deployment": "cloud_run"}, SQLITE_MULTI_REPLICA),
+]
+
+
+def is_forbidden(answers: Mapping[str, object]) -> bool:
+    return any(
+        all(answers.get(question) == value for question, value in combo.items())
+        for combo, _ in FORBIDDEN
+    )
+
+
 def matrix() -> list[Variant]:
-    """Every database x auth x deployment combination, straight from copier.yml.
+    """Every database x auth x deployment combination, straight from copier.yml, minus the
+    FORBIDDEN ones.
 
     Python versions rotate through the database x auth rows so every supported version is
     exercised, while variants differing only in deployment share one application.
@@ -81,6 +98,8 @@ def matrix() -> list[Variant]:
         for value in choices(last):
             combo = (*app_combo, value)
             answers: dict[str, object] = dict(zip(MATRIX_QUESTIONS, combo, strict=True))
+            if is_forbidden(answers):
+                continue
             answers["python_version"] = PYTHON_VERSIONS[index % len(PYTHON_VERSIONS)]
             variants.append(Variant("-".join(combo), answers))
     return variants

@@ -8,7 +8,7 @@ from pathlib import Path
 import copier
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import FORBIDDEN, ROOT, VARIANTS, choices, is_forbidden
 
 BAD_ANSWERS = [
     ({"domains": "posts"}, "domains must be a YAML list of names"),
@@ -53,6 +53,14 @@ BAD_ANSWERS = [
     ({"auth": "oauth"}, "Invalid choice for 'auth'"),
     ({"database": "oracle"}, "Invalid choice for 'database'"),
     ({"deployment": "heroku"}, "Invalid choice for 'deployment'"),
+    (
+        {"database": "sqlite", "deployment": "kubernetes"},
+        'deployment "kubernetes" runs several replicas, but SQLite is a file on one machine',
+    ),
+    (
+        {"database": "sqlite", "deployment": "cloud_run"},
+        'deployment "cloud_run" runs several replicas, but SQLite is a file on one machine',
+    ),
 ]
 
 
@@ -110,3 +118,31 @@ def test_clash_list_covers_every_name_a_domain_module_imports(copie) -> None:
         if name[:1].isupper() and not name.isupper() and not name.startswith("Post")
     }
     assert capitalised - guarded == set()
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"), FORBIDDEN, ids=["-".join(a.values()) for a, _ in FORBIDDEN]
+)
+def test_forbidden_combination_is_refused(
+    tmp_path: Path, answers: dict[str, str], message: str
+) -> None:
+    """The matrix skips helpers.FORBIDDEN: each entry must really be refused by copier.yml."""
+    destination = tmp_path / "project"
+
+    with pytest.raises(ValueError, match="Validation error") as error:
+        copier.run_copy(
+            str(ROOT), destination, data=answers, defaults=True, vcs_ref="HEAD", quiet=True
+        )
+
+    assert message in str(error.value)
+    assert not destination.exists()
+
+
+def test_matrix_covers_every_allowed_combination_and_no_forbidden_one() -> None:
+    combos = {(v.database, v.auth, v.deployment) for v in VARIANTS if "domains" not in v.answers}
+    assert not any(is_forbidden({"database": d, "auth": a, "deployment": p}) for d, a, p in combos)
+    for database in choices("database"):
+        for deployment in choices("deployment"):
+            answers = {"database": database, "deployment": deployment}
+            for auth in choices("auth"):
+                assert ((database, auth, deployment) in combos) is not is_forbidden(answers)

@@ -65,7 +65,12 @@ def test_expected_files_exist(render: Callable[[Variant], Path], variant: Varian
     has_users = variant.auth != "none"
     assert (package / "auth").is_dir() is has_users
     assert (package / "users").is_dir() is has_users
-    assert (project / "Dockerfile").is_file() is (variant.deployment == "docker")
+    container_target = variant.deployment in {"docker", "kubernetes", "cloud_run"}
+    assert (project / "Dockerfile").is_file() is container_target
+    assert (project / ".dockerignore").is_file() is container_target
+    assert (project / "deploy").is_dir() is (
+        variant.deployment in {"kubernetes", "cloud_run", "vps"}
+    )
     assert (project / "compose.yaml").is_file() is (variant.deployment == "docker")
     for always in (".gitignore", ".env", ".env.example", "Makefile", "README.md", "alembic.ini"):
         assert (project / always).is_file(), always

@@ -1,0 +1,514 @@
+"""Deployment targets: every artifact of every variant that has it, checked offline.
+
+No Docker engine, cluster or cloud account is needed: kubernetes-validate (bundled schemas),
+a small kustomize-style composition of base + overlay, structural checks of the Cloud Run
+manifests, systemd-analyze, yamllint and hadolint. The slow test runs the image's own
+command outside a container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import BIN, VARIANTS, StepTimer, Variant, uv_env
+from tests.servers import free_port
+from tests.test_variants import YAMLLINT_CONFIG, get_status, run_tool, wait_for_status
+
+CONTAINER_TARGETS = ("docker", "kubernetes", "cloud_run")
+
+
+def variants_for(*targets: str) -> pytest.MarkDecorator:
+    selected = [v for v in VARIANTS if v.deployment in targets]
+    assert selected, f"no variant in the matrix deploys to {targets}"
+    return pytest.mark.parametrize(
+        "variant", [pytest.param(v, id=v.id, marks=pytest.mark.xdist_group(v.id)) for v in selected]
+    )
+
+
+def load_all(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+# --------------------------------------------------------------------------- every target
+
+
+@pytest.mark.parametrize(
+    "variant", [v for v in VARIANTS if v.deployment == "none"], ids=lambda v: v.id
+)
+def test_none_has_no_deployment_files(render: Callable[[Variant], Path], variant: Variant) -> None:
+    project = render(variant)
+    for path in ("deploy", "Dockerfile", ".dockerignore", "compose.yaml"):
+        assert not (project / path).exists(), path
+    assert not (project / ".github/workflows/deploy.yml").exists()
+
+
+@variants_for("docker", "kubernetes", "cloud_run", "vps")
+def test_all_yaml_passes_yamllint(render: Callable[[Variant], Path], variant: Variant) -> None:
+    project = render(variant)
+    yaml_files = sorted(
+        str(path.relative_to(project))
+        for pattern in ("deploy/**/*.yaml", ".github/workflows/*.yml", "*.yaml")
+        for path in project.glob(pattern)
+    )
+    assert yaml_files
+    run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, *yaml_files)
+
+
+@variants_for(*CONTAINER_TARGETS)
+def test_dockerfile_passes_hadolint_and_honours_port(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    run_tool(project, str(BIN / "hadolint"), "Dockerfile")
+    command = dockerfile_cmd(project)
+    assert command[:2] == ["sh", "-c"]
+    assert command[2].startswith("exec uvicorn "), "uvicorn must be PID 1 to get SIGTERM"
+    assert '--port "${PORT:-8000}"' in command[2]
+    # Trusted proxies come from FORWARDED_ALLOW_IPS only, never a hard-coded "*".
+    assert "--forwarded-allow-ips" not in command[2]
+    assert "FORWARDED_ALLOW_IPS=127.0.0.1" in (project / "Dockerfile").read_text()
+    assert "deploy" in (project / ".dockerignore").read_text().splitlines()
+
+
+def dockerfile_cmd(project: Path) -> list[str]:
+    lines = [
+        line for line in (project / "Dockerfile").read_text().splitlines() if line.startswith("CMD")
+    ]
+    assert len(lines) == 1, lines
+    return list(json.loads(lines[0].removeprefix("CMD ")))
+
+
+# --------------------------------------------------------------------------- kubernetes
+
+KUSTOMIZE_ONLY = {"kustomization.yaml"}
+
+
+def kubernetes_validate(project: Path, *files: Path | str) -> None:
+    tool = BIN / "kubernetes-validate"
+    assert tool.is_file(), f"{tool} is missing: `uv sync` the template's own environment"
+    run_tool(project, str(tool), "--strict", "--quiet", *map(str, files))
+
+
+def is_patch(path: Path) -> bool:
+    return path.name.endswith("-patch.yaml")
+
+
+@variants_for("kubernetes")
+def test_kubernetes_manifests_validate_strictly(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """Every full manifest (base, overlay, secret example) against the bundled schemas."""
+    project = render(variant)
+    manifests = [
+        path.relative_to(project)
+        for path in sorted((project / "deploy/kubernetes").rglob("*.yaml"))
+        if path.name not in KUSTOMIZE_ONLY and not is_patch(path)
+    ]
+    assert len(manifests) >= 9, manifests
+    kubernetes_validate(project, *manifests)
+
+
+def merge(base: object, patch: object) -> object:
+    """Strategic-merge subset: maps merge, lists of named maps merge by name."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        merged = dict(base)
+        for key, value in patch.items():
+            merged[key] = merge(base[key], value) if key in base else value
+        return merged
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(item, dict) and "name" in item for item in base + patch)
+    ):
+        by_name = {item["name"]: item for item in base}
+        for item in patch:
+            by_name[item["name"]] = merge(by_name.get(item["name"], {}), item)
+        return list(by_name.values())
+    return patch
+
+
+def build(directory: Path) -> list[dict]:
+    """A kustomize build reduced to what the template uses: resources, patches, images,
+    namespace and labels. Fails on any reference that does not resolve."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization"
+    resources: list[dict] = []
+    for entry in kustomization.get("resources", []):
+        target = (directory / entry).resolve()
+        if target.is_dir():
+            assert (target / "kustomization.yaml").is_file(), f"{entry}: no kustomization.yaml"
+            resources += build(target)
+        else:
+            assert target.is_file(), f"{directory}: resource {entry} does not exist"
+            resources += load_all(target)
+    for patch_entry in kustomization.get("patches", []):
+        patch_path = directory / patch_entry["path"]
+        assert patch_path.is_file(), f"{directory}: patch {patch_entry['path']} does not exist"
+        for patch in load_all(patch_path):
+            matches = [
+                i
+                for i, resource in enumerate(resources)
+                if (resource["kind"], resource["metadata"]["name"])
+                == (patch["kind"], patch["metadata"]["name"])
+            ]
+            assert len(matches) == 1, f"{patch_path.name} matches no single resource"
+            resources[matches[0]] = merge(resources[matches[0]], patch)  # type: ignore[assignment]
+    for image in kustomization.get("images", []):
+        for resource in resources:
+            for container in pod_spec(resource).get("containers", []):
+                if container["image"] == image["name"] or container["image"].startswith(
+                    image.get("newName", "\0") + ":"
+                ):
+                    container["image"] = f"{image['newName']}:{image['newTag']}"
+    if "namespace" in kustomization:
+        for resource in resources:
+            if resource["kind"] != "Namespace":
+                resource["metadata"]["namespace"] = kustomization["namespace"]
+    for label in kustomization.get("labels", []):
+        for resource in resources:
+            resource["metadata"].setdefault("labels", {}).update(label["pairs"])
+    return resources
+
+
+def pod_spec(resource: dict) -> dict:
+    template = resource.get("spec", {}).get("template", {})
+    return template.get("spec", {}) if isinstance(template, dict) else {}
+
+
+@variants_for("kubernetes")
+def test_kustomizations_resolve_and_compose_valid_manifests(
+    render: Callable[[Variant], Path], variant: Variant, tmp_path: Path
+) -> None:
+    project = render(variant)
+    root = project / "deploy/kubernetes"
+    kustomizations = sorted(root.rglob("kustomization.yaml"))
+    assert [k.parent.relative_to(root).as_posix() for k in kustomizations] == [
+        "base",
+        "overlays/production",
+    ]
+    built = build(root / "overlays/production")
+    kinds = sorted(resource["kind"] for resource in built)
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "Job",
+        "Namespace",
+        "PodDisruptionBudget",
+        "Service",
+    ]
+    output = tmp_path / "built.yaml"
+    output.write_text(yaml.safe_dump_all(built))
+    kubernetes_validate(project, output)
+    images = {c["image"] for r in built for c in pod_spec(r).get("containers", [])}
+    assert images == {f"registry.example.com/{variant_slug(variant)}:0.1.0"}
+    deployment = next(r for r in built if r["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 3  # the overlay's patch was applied
+    assert next(r for r in built if r["kind"] == "Ingress")["spec"]["tls"]
+
+
+def variant_slug(variant: Variant) -> str:
+    name = str(variant.answers.get("project_name", "My API")).lower()
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+
+
+@variants_for("kubernetes")
+def test_kubernetes_workloads_are_locked_down(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    base = project / "deploy/kubernetes/base"
+    slug = variant_slug(variant)
+    deployment = load_all(base / "deployment.yaml")[0]
+    job = load_all(base / "migration-job.yaml")[0]
+    for workload in (deployment, job):
+        spec = pod_spec(workload)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert spec["automountServiceAccountToken"] is False
+        (container,) = spec["containers"]
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert "memory" in container["resources"]["limits"]
+        assert {
+            source.get("configMapRef", source.get("secretRef"))["name"]
+            for source in container["envFrom"]
+        } == {f"{slug}-config", f"{slug}-secrets"}
+    (api,) = pod_spec(deployment)["containers"]
+    assert api["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert api["resources"]["requests"]
+    assert pod_spec(job)["containers"][0]["command"] == ["alembic", "upgrade", "heads"]
+    secret = load_all(base / "secret.example.yaml")[0]
+    assert secret["stringData"]["SECRET_KEY"] == "change-me"  # noqa: S105  # refused in production
+    assert (
+        "secret.example.yaml"
+        not in (base / "kustomization.yaml").read_text().split("resources:")[1]
+    )
+
+
+# --------------------------------------------------------------------------- cloud run
+
+
+@variants_for("cloud_run")
+def test_cloud_run_service_and_job_are_well_formed(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    slug = variant_slug(variant)
+    (service,) = load_all(project / "deploy/cloud-run/service.yaml")
+    assert (service["apiVersion"], service["kind"]) == ("serving.knative.dev/v1", "Service")
+    assert service["metadata"]["name"] == slug
+    template = service["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["run.googleapis.com/cloudsql-instances"] == "PROJECT_ID:REGION:INSTANCE"
+    assert int(annotations["autoscaling.knative.dev/maxScale"]) >= 1
+    spec = template["spec"]
+    assert isinstance(spec["containerConcurrency"], int)
+    assert 1 <= spec["containerConcurrency"] <= 1000
+    (container,) = spec["containers"]
+    assert container["image"] == "IMAGE"
+    (port,) = container["ports"]
+    assert port["name"] in {"http1", "h2c"}
+    assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == port["containerPort"]
+    check_secret_env(container["env"], slug)
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["ENVIRONMENT"] == "production"
+    assert "PORT" not in env  # Cloud Run sets it from containerPort
+    assert service["spec"]["traffic"] == [{"percent": 100, "latestRevision": True}]
+
+    (job,) = load_all(project / "deploy/cloud-run/migrate-job.yaml")
+    assert (job["apiVersion"], job["kind"]) == ("run.googleapis.com/v1", "Job")
+    assert job["metadata"]["name"] == f"{slug}-migrate"
+    job_annotations = job["spec"]["template"]["metadata"]["annotations"]
+    assert (
+        job_annotations["run.googleapis.com/cloudsql-instances"]
+        == (annotations["run.googleapis.com/cloudsql-instances"])
+    )
+    (job_container,) = job["spec"]["template"]["spec"]["template"]["spec"]["containers"]
+    assert job_container["command"] == ["alembic", "upgrade", "heads"]
+    check_secret_env(job_container["env"], slug)
+
+
+def check_secret_env(env: list[dict], slug: str) -> None:
+    """Secrets come from Secret Manager references, never literal values."""
+    by_name = {item["name"]: item for item in env}
+    for name, secret in (("SECRET_KEY", "secret-key"), ("DATABASE_URL", "database-url")):
+        assert "value" not in by_name[name]
+        assert by_name[name]["valueFrom"]["secretKeyRef"] == {
+            "name": f"{slug}-{secret}",
+            "key": "latest",
+        }
+
+
+@variants_for("cloud_run")
+def test_cloud_run_workflow_builds_pushes_migrates_and_deploys(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    workflow_path = ".github/workflows/deploy.yml"
+    run_tool(
+        project,
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.github-workflows",
+        workflow_path,
+    )
+    workflow = yaml.safe_load((project / workflow_path).read_text())
+    assert workflow["permissions"] == {"contents": "read", "id-token": "write"}
+    script = "\n".join(step.get("run", "") for step in workflow["jobs"]["deploy"]["steps"])
+    order = [
+        "docker build",
+        "docker push",
+        "gcloud run jobs replace",
+        "gcloud run jobs execute",
+        "gcloud run services replace",
+    ]
+    positions = [script.index(command) for command in order]
+    assert positions == sorted(positions), "build, push, migrate, then deploy"
+    assert "--wait" in script
+    for manifest in ("deploy/cloud-run/service.yaml", "deploy/cloud-run/migrate-job.yaml"):
+        assert manifest in script
+        assert (project / manifest).is_file()
+
+
+# --------------------------------------------------------------------------- vps
+
+
+def systemd_verify(unit: Path) -> str:
+    """`systemd-analyze verify` output; it exits 0 on unknown keys, so warnings count too."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    return (
+        (f"exit {result.returncode}\n" if result.returncode else "")
+        + result.stdout
+        + (result.stderr)
+    )
+
+
+def test_systemd_verify_catches_mistakes(tmp_path: Path) -> None:
+    """The check below would fail on a typo or a bad value (negative control)."""
+    unit = tmp_path / "broken.service"
+    unit.write_text("[Service]\nExecStart=/bin/true\nProtectSystm=strict\nPrivateTmp=maybe\n")
+    output = systemd_verify(unit)
+    assert "Unknown key" in output
+    assert "Failed to parse boolean value" in output
+
+
+@variants_for("vps")
+def test_systemd_unit_verifies_and_is_hardened(
+    render: Callable[[Variant], Path], variant: Variant, tmp_path: Path
+) -> None:
+    """systemd-analyze checks that ExecStart's binary exists: verify a copy whose
+    /srv/<slug>/.venv points at a placeholder executable, everything else unchanged."""
+    project = render(variant)
+    slug = variant_slug(variant)
+    text = (project / f"deploy/vps/{slug}.service").read_text()
+    executable = f"/srv/{slug}/.venv/bin/uvicorn"
+    assert f"ExecStart={executable} " in text
+    placeholder = tmp_path / "bin" / "uvicorn"
+    placeholder.parent.mkdir()
+    placeholder.write_text("#!/bin/sh\n")
+    placeholder.chmod(0o755)
+    unit = tmp_path / f"{slug}.service"
+    unit.write_text(text.replace(executable, str(placeholder)))
+    assert systemd_verify(unit) == ""
+
+    directives = dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
+    )
+    expected = {
+        "User": slug,
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "",
+        "EnvironmentFile": f"/etc/{slug}/{slug}.env",
+        "StateDirectory": slug,
+    }
+    assert {key: directives.get(key) for key in expected} == expected
+    # Workers come from WEB_CONCURRENCY and trusted proxies from FORWARDED_ALLOW_IPS (env).
+    assert "--workers" not in text
+    assert "--forwarded-allow-ips" not in text
+    assert "--host 127.0.0.1 --port 8000" in text
+
+
+@variants_for("vps")
+def test_vps_env_proxy_and_deploy_script(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    slug = variant_slug(variant)
+    vps = project / "deploy/vps"
+    env = dict(
+        line.split("=", 1)
+        for line in (vps / f"{slug}.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert env["ENVIRONMENT"] == "production"
+    assert env["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+    assert int(env["WEB_CONCURRENCY"]) == (1 if variant.database == "sqlite" else 2)
+    assert env["SECRET_KEY"] == ""
+    if variant.database == "sqlite":
+        assert env["DATABASE_URL"].startswith(f"sqlite+aiosqlite:////var/lib/{slug}/")
+
+    caddyfile = (vps / "Caddyfile").read_text()
+    assert "reverse_proxy 127.0.0.1:8000" in caddyfile
+    assert caddyfile.count("{") == caddyfile.count("}")
+
+    script = vps / "deploy.sh"
+    assert os.access(script, os.X_OK)
+    run_tool(project, "bash", "-n", str(script))
+    text = script.read_text()
+    steps = [
+        "uv sync --frozen",
+        "alembic upgrade heads",
+        'systemctl restart "$app"',
+        "http://127.0.0.1:8000/health",
+    ]
+    positions = [text.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in text
+    assert (vps / "RUNBOOK.md").is_file()
+
+
+# --------------------------------------------------------------------------- README
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS if v.deployment != "none" and "domains" not in v.answers],
+    ids=lambda v: v.id,
+)
+def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], variant: Variant) -> None:
+    readme = (render(variant) / "README.md").read_text()
+    heading = {
+        "docker": "## Docker",
+        "kubernetes": "## Kubernetes",
+        "cloud_run": "## Google Cloud Run",
+        "vps": "## VPS (systemd + Caddy)",
+    }[variant.deployment]
+    assert heading in readme
+    assert ("## Container image" in readme) is (variant.deployment in CONTAINER_TARGETS)
+
+
+# --------------------------------------------------------------------------- the image's CMD
+
+
+@pytest.mark.slow
+def test_container_command_serves_health_outside_a_container(
+    render: Callable[[Variant], Path],
+) -> None:
+    """Run the Dockerfile's CMD as written (PORT set, uvicorn from the synced venv on PATH)
+    and hit /health; SIGTERM then shuts it down gracefully."""
+    variant = next(v for v in VARIANTS if v.id == "sqlite-jwt-docker")
+    project = render(variant)
+    timer = StepTimer(project)
+    timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=uv_env(variant.python_version))
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{project / 'cmd-check.db'}",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    command = dockerfile_cmd(project)
+    process = subprocess.Popen(
+        command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_status(f"http://127.0.0.1:{port}/health", 200)
+        assert get_status(f"http://127.0.0.1:{port}/health") == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output = process.communicate(timeout=20)[0].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate()[0].decode(errors="replace")
+    assert process.returncode in {0, -signal.SIGTERM}, output
+    assert f"Uvicorn running on http://0.0.0.0:{port}" in output, output
+    assert "Application shutdown complete" in output, output
