@@ -16,6 +16,7 @@ export UV_PYTHON_DOWNLOADS=never
 "$root/.venv/bin/ruff" format --check --diff . && "$root/.venv/bin/ruff" check .
 "$root/.venv/bin/uv" sync --quiet --python "${UV_PYTHON:-$(python3 "$root/scripts/find_python.py" "$(cat .python-version)")}"
 .venv/bin/mypy
+.venv/bin/lint-imports
 # DEV_DATABASE_URL: run the suite and the migration cycle on a real server instead of SQLite.
 rm -f check.db
 export DATABASE_URL=${DEV_DATABASE_URL:-sqlite+aiosqlite:///./check.db}

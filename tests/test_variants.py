@@ -300,6 +300,7 @@ def test_project_passes_its_own_checks(
         timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=env)
         venv = project / ".venv" / "bin"
         timer.run("mypy", str(venv / "mypy"))
+        timer.run("lint-imports", str(venv / "lint-imports"))
         url, server = database_url_for(variant, project, database_servers)
         database = {"DATABASE_URL": url, "TEST_DATABASE_URL": url}
         timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider", env=database)

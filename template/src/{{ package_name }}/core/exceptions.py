@@ -4,7 +4,6 @@ Every error response has one shape:
     {"error": {"code": "post_not_found", "message": "Post not found", "details": []}}
 """
 
-import logging
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, status
@@ -12,8 +11,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-logger = logging.getLogger(__name__)
 
 
 class AppError(Exception):
@@ -85,16 +82,9 @@ async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
-async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        error_body(AppError.code, AppError.message),
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-    )
-
-
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)
+    # Unhandled exceptions: core.middleware logs them once (with the request id) and
+    # answers with error_body(AppError.code, AppError.message).
