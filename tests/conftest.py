@@ -66,15 +66,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     steps = list(dict.fromkeys(step for row in rows for step in row["steps"]))  # type: ignore[attr-defined]
     terminalreporter.section("rendered project timings (seconds)")
-    header = f"{'variant':<44}" + "".join(f"{step:>10}" for step in steps) + f"{'total':>10}"
+    header = f"{'variant':<44}" + "".join(f"{step:>13}" for step in steps) + f"{'total':>10}"
     terminalreporter.write_line(header)
     grand_total = 0.0
     for row in sorted(rows, key=lambda r: str(r["variant"])):
         timings: dict[str, float] = row["steps"]  # type: ignore[assignment]
         total = sum(timings.values())
         grand_total += total
-        cells = "".join(f"{timings.get(step, float('nan')):>10.1f}" for step in steps)
+        cells = "".join(f"{timings.get(step, float('nan')):>13.1f}" for step in steps)
         terminalreporter.write_line(f"{row['variant']!s:<44}{cells}{total:>10.1f}")
     terminalreporter.write_line(
-        f"{'sum over variants':<44}{'':>{10 * len(steps)}}{grand_total:>10.1f}"
+        f"{'sum over variants':<44}{'':>{13 * len(steps)}}{grand_total:>10.1f}"
     )

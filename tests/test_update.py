@@ -11,7 +11,7 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
-from copier.types import VcsRef
+from copier import VcsRef
 
 from tests.helpers import BIN, ROOT, StepTimer, rendered_files, uv_env
 
