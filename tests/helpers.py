@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -186,3 +187,13 @@ def uv_env(python_version: str) -> dict[str, str]:
         "UV_NO_PROGRESS": "1",
         "VIRTUAL_ENV": "",
     }
+
+
+def stop_gracefully(process: subprocess.Popen[bytes]) -> str:
+    """SIGTERM a served app (as a container runtime would) and return what it printed."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=20)[0].decode(errors="replace")
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[0].decode(errors="replace")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, VARIANTS, StepTimer, Variant, uv_env
+from tests.helpers import BIN, VARIANTS, StepTimer, Variant, stop_gracefully, uv_env
 from tests.servers import free_port
 from tests.test_variants import YAMLLINT_CONFIG, get_status, run_tool, wait_for_status
 
@@ -503,12 +503,7 @@ def test_container_command_serves_health_outside_a_container(
         wait_for_status(f"http://127.0.0.1:{port}/health", 200)
         assert get_status(f"http://127.0.0.1:{port}/health") == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output = process.communicate(timeout=20)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0].decode(errors="replace")
+        output = stop_gracefully(process)
     assert process.returncode in {0, -signal.SIGTERM}, output
     assert f"Uvicorn running on http://0.0.0.0:{port}" in output, output
     assert "Application shutdown complete" in output, output

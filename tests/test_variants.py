@@ -26,6 +26,7 @@ from tests.helpers import (
     app_key,
     package_name,
     rendered_files,
+    stop_gracefully,
     suite_variants,
     uv_env,
 )
@@ -270,12 +271,7 @@ def serve_and_probe(
                 server.resume()
             wait_for_status(f"{base}/ready", 200, timeout=30)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            output = process.communicate(timeout=20)[0].decode(errors="replace")
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output = process.communicate()[0].decode(errors="replace")
+        output = stop_gracefully(process)
     # Graceful shutdown on SIGTERM: uvicorn finishes the lifespan, then re-raises the signal.
     assert process.returncode in {0, -signal.SIGTERM}, output
     assert "Application shutdown complete" in output, output
