@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, Variant
+from tests.helpers import Variant
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,11 +25,6 @@ def _hermetic_copier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
         os.environ.pop("COPIER_SETTINGS_PATH", None)
     else:
         os.environ["COPIER_SETTINGS_PATH"] = previous
-
-
-@pytest.fixture(scope="session")
-def template_root() -> Path:
-    return ROOT
 
 
 RENDER_SECONDS: dict[str, float] = {}

@@ -22,7 +22,13 @@ import yaml
 
 from tests.helpers import BIN, VARIANTS, StepTimer, Variant, stop_gracefully, uv_env
 from tests.servers import free_port
-from tests.test_variants import YAMLLINT_CONFIG, get_status, run_tool, wait_for_status
+from tests.test_variants import (
+    YAMLLINT_CONFIG,
+    get_status,
+    parametrize_variants,
+    run_tool,
+    wait_for_status,
+)
 
 CONTAINER_TARGETS = ("docker", "kubernetes", "cloud_run")
 
@@ -30,9 +36,7 @@ CONTAINER_TARGETS = ("docker", "kubernetes", "cloud_run")
 def variants_for(*targets: str) -> pytest.MarkDecorator:
     selected = [v for v in VARIANTS if v.deployment in targets]
     assert selected, f"no variant in the matrix deploys to {targets}"
-    return pytest.mark.parametrize(
-        "variant", [pytest.param(v, id=v.id, marks=pytest.mark.xdist_group(v.id)) for v in selected]
-    )
+    return parametrize_variants(selected)
 
 
 def load_all(path: Path) -> list[dict]:
