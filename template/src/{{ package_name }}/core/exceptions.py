@@ -4,6 +4,7 @@ Every error response has one shape:
     {"error": {"code": "post_not_found", "message": "Post not found", "details": []}}
 """
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, status
@@ -21,8 +22,15 @@ class AppError(Exception):
     message: ClassVar[str] = "Internal server error"
     headers: ClassVar[dict[str, str] | None] = None
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.detail = message or self.message
+        # The class's headers, plus any this occurrence adds (e.g. a computed Retry-After).
+        self.response_headers = {**(self.headers or {}), **(headers or {})}
         super().__init__(self.detail)
 
 
@@ -58,7 +66,9 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
 async def _app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)  # noqa: S101  # registered for AppError only
     return JSONResponse(
-        error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
+        error_body(exc.code, exc.detail),
+        status_code=exc.status_code,
+        headers=exc.response_headers,
     )
 
 
