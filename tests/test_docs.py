@@ -17,7 +17,7 @@ QUESTIONS = [name for name in COPIER_YML if not name.startswith("_")]
 CHOICE_QUESTIONS = [name for name in QUESTIONS if "choices" in COPIER_YML[name]]
 BASH_BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
 MAKE_TARGET = re.compile(r"^([a-z][a-z0-9-]*):", re.MULTILINE)
-# `{% if auth == "jwt" %} create-admin{% endif %}` and similar in the template's .PHONY line.
+# `{% if auth != "none" %} create-admin{% endif %}` and similar in the template's .PHONY line.
 TEMPLATE_TAG = re.compile(r"\{%.*?%\}")
 
 

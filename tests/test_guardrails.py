@@ -30,7 +30,7 @@ def test_every_variant_declares_the_contracts(
     project = render(variant)
     package = package_name(variant.answers)
     found = contracts(project)
-    features = (["auth", "users"] if variant.auth == "jwt" else []) + variant.domains
+    features = (["auth", "users"] if variant.auth != "none" else []) + variant.domains
 
     core = found["core imports no domain"]
     assert core["source_modules"] == [f"{package}.core"]
