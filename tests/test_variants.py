@@ -278,6 +278,33 @@ def serve_and_probe(
     assert "Traceback" not in output, output
 
 
+def new_revision_for_a_model_change(
+    project: Path, variant: Variant, timer: StepTimer, env: dict[str, str]
+) -> None:
+    """`make migration` autogenerates a lint-clean revision in the domain's own folder."""
+    domain = variant.domains[0]
+    models = project / "src" / package_name(variant.answers) / domain / "models.py"
+    source = models.read_text(encoding="utf-8")
+    table = f'    __tablename__ = "{domain}"\n'
+    assert table in source
+    models.write_text(
+        source.replace(table, table + "    slug: Mapped[str | None] = mapped_column(String(50))\n"),
+        encoding="utf-8",
+    )
+    versions = project / "migrations" / "versions" / domain
+    before = set(versions.iterdir())
+    make = ["make", "migration", f"DOMAIN={domain}", "MSG=add slug", f"UV={BIN / 'uv'}"]
+    timer.run("revision", *make, env=env)
+    (revision,) = set(versions.iterdir()) - before
+    assert revision.name.endswith("_add_slug.py")
+    assert "op.add_column" in revision.read_text(encoding="utf-8")
+    for ruff in (["check", "--no-cache", str(revision)], ["format", "--check", str(revision)]):
+        timer.run("revision", str(BIN / "ruff"), *ruff)
+    alembic = str(project / ".venv" / "bin" / "alembic")
+    timer.run("revision", alembic, "upgrade", "heads", env=env)
+    timer.run("revision", alembic, "check", env=env)
+
+
 @pytest.mark.slow
 @parametrize_variants(suite_variants())
 def test_project_passes_its_own_checks(
@@ -311,5 +338,6 @@ def test_project_passes_its_own_checks(
         started = time.perf_counter()
         serve_and_probe(project, variant, database, server)
         timer.steps["serve"] = time.perf_counter() - started
+        new_revision_for_a_model_change(project, variant, timer, {**env, **database})
     finally:
         record_property("variant_timing", json.dumps({"variant": variant.id, "steps": timer.steps}))
