@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from packaging.version import Version
@@ -38,11 +39,11 @@ def clone_root(destination: Path) -> Path:
     return destination
 
 
-def snapshot_version(releases: dict[str, str], questionnaire: dict[str, object]) -> Version:
+def snapshot_version(releases: dict[str, str], questionnaire: dict[str, Any]) -> Version:
     """The next patch release, or the newest `_migrations` version if that is higher."""
     latest = Version(list(releases)[-1]) if releases else Version("0.0.0")
     candidates = [Version(f"{latest.major}.{latest.minor}.{latest.micro + 1}")]
-    for migration in questionnaire.get("_migrations", []) or []:  # type: ignore[attr-defined]
+    for migration in questionnaire.get("_migrations") or []:
         if isinstance(migration, dict) and "version" in migration:
             candidates.append(Version(str(migration["version"])))
     return max(candidates)

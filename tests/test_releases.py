@@ -11,9 +11,10 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
+from packaging.version import Version
 
 from tests.helpers import GIT_ENV, ROOT, git
-from tests.release_repo import RELEASES, clone_root, release
+from tests.release_repo import RELEASES, clone_root, release, snapshot_version
 
 SCRIPT = ROOT / "scripts" / "release.py"
 
@@ -104,6 +105,19 @@ def test_releases_are_ordered_by_version_not_by_text() -> None:
     text = f'[releases]\n"0.10.0" = "{sha}"\n"0.9.0" = "{sha}"\n"0.2.1" = "{sha}"\n'
 
     assert list(release.parse_releases(text)) == ["0.2.1", "0.9.0", "0.10.0"]
+
+
+def test_working_tree_snapshot_is_tagged_after_every_release_and_migration() -> None:
+    """The update tests' working-tree commit gets the next patch version, or the version of
+    a pending `_migrations` entry, so that entry applies when updating from any release."""
+    sha = "c" * 40
+    migration = {"version": "0.2.0", "when": "{{ _stage == 'before' }}", "command": "true"}
+
+    assert snapshot_version({"0.1.0": sha}, {}) == Version("0.1.1")
+    assert snapshot_version({"0.1.0": sha}, {"_migrations": [migration, "true"]}) == Version(
+        "0.2.0"
+    )
+    assert snapshot_version({"0.3.0": sha}, {"_migrations": [migration]}) == Version("0.3.1")
 
 
 # --- cut, tags and check on a small repository ----------------------------------------
