@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Silences Material's end-of-life banner, printed on every docs build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help bootstrap demo test test-fast lint format docs docs-build clean
+.PHONY: help bootstrap demo test test-fast lint format docs docs-build release clean
 
 help: ## List the available commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ docs: bootstrap ## Serve the documentation site on http://127.0.0.1:8001 with li
 
 docs-build: bootstrap ## Build the documentation site strictly into site/
 	$(BIN)/mkdocs build --strict
+
+release: bootstrap ## Cut release VERSION=X.Y.Z of HEAD: CHANGELOG section, releases.toml, tag
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=X.Y.Z" >&2; exit 1; }
+	$(BIN)/python scripts/release.py cut "$(VERSION)"
 
 clean: ## Remove the virtualenv and the demo project
 	rm -rf $(VENV) $(DEST) site

@@ -197,3 +197,29 @@ def stop_gracefully(process: subprocess.Popen[bytes]) -> str:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.communicate()[0].decode(errors="replace")
+
+
+# What a template version consists of: `copier copy` renders these paths of a commit.
+TEMPLATE_PATHS = ("copier.yml", "includes", "template")
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git with a fixed identity (CI machines may have none configured)."""
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"`git {' '.join(args)}` failed in {cwd}:\n{result.stderr}")
+    return result.stdout

@@ -1,11 +1,15 @@
-"""`copier update` on a generated project: domains added, removal guarded, edits and .env kept."""
+"""`copier update` on a generated project: from every release to the working tree, domains
+added, removal guarded, edits and .env kept."""
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import copier
@@ -13,35 +17,28 @@ import pytest
 import yaml
 from copier import VcsRef
 
-from tests.helpers import BIN, ROOT, StepTimer, rendered_files, uv_env
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Template Tests",
-    "GIT_AUTHOR_EMAIL": "tests@example.com",
-    "GIT_COMMITTER_NAME": "Template Tests",
-    "GIT_COMMITTER_EMAIL": "tests@example.com",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **GIT_ENV},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
+from tests.helpers import (
+    BIN,
+    ROOT,
+    TEMPLATE_PATHS,
+    StepTimer,
+    Variant,
+    git,
+    rendered_files,
+    uv_env,
+)
+from tests.release_repo import RELEASES, ReleaseRepo, build_release_repo
 
 
 @pytest.fixture(scope="module")
 def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree as a committed repository, so recorded commits stay resolvable."""
     snapshot = tmp_path_factory.mktemp("template-snapshot")
-    shutil.copy2(ROOT / "copier.yml", snapshot / "copier.yml")
-    shutil.copytree(ROOT / "includes", snapshot / "includes")
-    shutil.copytree(ROOT / "template", snapshot / "template")
+    for name in TEMPLATE_PATHS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, snapshot / name)
+        else:
+            shutil.copy2(ROOT / name, snapshot / name)
     git(snapshot, "init", "--quiet", "--initial-branch=main")
     git(snapshot, "add", "--all")
     git(snapshot, "commit", "--quiet", "--message", "snapshot")
@@ -173,3 +170,211 @@ def test_remove_domain_command_refuses_unknown_and_last_domain(
         assert result.returncode == 1
         assert message in result.stderr
     assert git(project, "status", "--porcelain") == ""
+
+
+# --- Updating projects generated from released versions --------------------------------
+# A clone of this repository with every release tag rebuilt from releases.toml, plus the
+# working tree as a commit after them (tests/release_repo.py): projects are generated from
+# a release and updated to the working tree, which must equal a fresh render of it.
+
+# Fixed secrets keep renders byte-comparable (each is passed only to versions that ask it).
+SECRETS = {"secret_key": "f" * 64, "database_password": "p" * 32}
+RELEASE_VARIANTS = [Variant("default"), Variant("auth-none", {"auth": "none"})]
+CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
+
+
+@pytest.fixture(scope="module")
+def release_repo(tmp_path_factory: pytest.TempPathFactory) -> ReleaseRepo:
+    return build_release_repo(tmp_path_factory.mktemp("release-repo") / "template")
+
+
+def copy_at(repo: ReleaseRepo, ref: str, destination: Path, answers: dict[str, object]) -> Path:
+    """`copier copy --vcs-ref=<ref> --defaults`, as a user would, without --trust."""
+    questions = yaml.safe_load(git(repo.path, "show", f"{ref}:copier.yml"))
+    secrets = {name: value for name, value in SECRETS.items() if name in questions}
+    copier.run_copy(
+        str(repo.path),
+        destination,
+        data={**secrets, **answers},
+        defaults=True,
+        vcs_ref=ref,
+        quiet=True,
+    )
+    return destination
+
+
+def commit_all(project: Path, message: str) -> None:
+    if not (project / ".git").exists():
+        git(project, "init", "--quiet", "--initial-branch=main")
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--allow-empty", "--message", message)
+
+
+def update_to_newest_tag(project: Path) -> None:
+    """`copier update --defaults`, what a generated project's `make update` runs: the newest
+    tag, which in the release repository is the working tree's commit."""
+    copier.run_update(project, defaults=True, overwrite=True, quiet=True)
+
+
+def project_answers(project: Path) -> dict[str, object]:
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    return dict(answers)
+
+
+def tree(project: Path, ignore: set[str]) -> dict[str, bytes]:
+    files = {str(path.relative_to(project)): path.read_bytes() for path in rendered_files(project)}
+    return {name: content for name, content in files.items() if name not in ignore}
+
+
+def assert_same_tree(actual: Path, expected: Path, ignore: set[str]) -> None:
+    """Same files with the same bytes; on failure, say which and show the first diffs."""
+    mine, theirs = tree(actual, ignore), tree(expected, ignore)
+    report = []
+    if only := sorted(mine.keys() - theirs.keys()):
+        report.append(f"only in the updated project: {only}")
+    if only := sorted(theirs.keys() - mine.keys()):
+        report.append(f"only in the fresh render: {only}")
+    differing = sorted(name for name in mine.keys() & theirs.keys() if mine[name] != theirs[name])
+    for name in differing[:5]:
+        diff = difflib.unified_diff(
+            theirs[name].decode(errors="replace").splitlines(),
+            mine[name].decode(errors="replace").splitlines(),
+            f"fresh/{name}",
+            f"updated/{name}",
+            lineterm="",
+        )
+        report.append("\n".join(diff))
+    if differing[5:]:
+        report.append(f"... and {len(differing) - 5} more differing files: {differing[5:]}")
+    assert report == [], "\n".join(report)
+
+
+def assert_no_conflicts(project: Path) -> None:
+    leftovers = [
+        str(path.relative_to(project))
+        for path in rendered_files(project)
+        if path.suffix == ".rej"
+        or any(marker in path.read_text(errors="replace") for marker in CONFLICT_MARKERS)
+    ]
+    assert leftovers == [], f"conflicts left by copier update: {leftovers}"
+
+
+def check_update(project: Path) -> int:
+    """`copier check-update --quiet` (docs/updating.md): exit status 2 when a newer tag exists."""
+    command = [str(BIN / "copier"), "check-update", "--quiet"]
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode in {0, 2}, result.stderr
+    return result.returncode
+
+
+def fresh_render(repo: ReleaseRepo, project: Path, destination: Path) -> Path:
+    """The working tree rendered from scratch with the answers the project now records."""
+    answers = project_answers(project)
+    assert answers["_commit"] == repo.head_tag
+    questions = {k: v for k, v in answers.items() if not k.startswith("_")}
+    return copy_at(repo, repo.head_tag, destination, questions)
+
+
+@pytest.mark.parametrize("version", list(RELEASES))
+@pytest.mark.parametrize("variant", RELEASE_VARIANTS, ids=lambda variant: variant.id)
+def test_untouched_release_project_updates_to_a_fresh_render(
+    release_repo: ReleaseRepo, tmp_path: Path, version: str, variant: Variant
+) -> None:
+    project = copy_at(release_repo, f"v{version}", tmp_path / "project", dict(variant.answers))
+    commit_all(project, f"Generated from v{version}")
+    env_before = (project / ".env").read_bytes()
+    assert check_update(project) == 2  # `copier check-update --quiet`: a newer version exists
+
+    update_to_newest_tag(project)
+
+    assert_no_conflicts(project)
+    fresh = fresh_render(release_repo, project, tmp_path / "fresh")
+    # `.env` belongs to the project after the first copy (_skip_if_exists): never rewritten.
+    assert_same_tree(project, fresh, ignore={".env"})
+    assert (project / ".env").read_bytes() == env_before
+    commit_all(project, f"Update to {release_repo.head_tag}")
+    assert check_update(project) == 0
+
+
+# Typical edits of a generated project, applied to a release's project and, for comparison,
+# to a fresh render of the working tree: updating must give exactly the edited fresh render.
+ENDPOINT = '''
+
+@router.get("/about/domain")
+async def about_posts() -> dict[str, str]:
+    """Added by the project after generation: kept across template updates."""
+    return {"domain": "posts", "owner": "project"}
+'''
+ADDED_TEST = '''"""Added by the project after generation: kept across template updates."""
+
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+
+async def test_about_endpoint_added_by_the_project(app: FastAPI) -> None:
+    transport = ASGITransport(app=app)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/posts/about/domain")
+
+    assert response.status_code == 200
+    assert response.json() == {"domain": "posts", "owner": "project"}
+'''
+SETTING_BEFORE, SETTING_AFTER = "max_items: int = 10_000", "max_items: int = 2_000"
+DELETED = ".pre-commit-config.yaml"
+
+
+def edit_project(project: Path) -> None:
+    """A new endpoint in a domain router, a changed domain setting, an added test file and a
+    deleted generated file (all committed), and a changed local setting in `.env`."""
+    router = project / "src/my_api/posts/router.py"
+    router.write_text(router.read_text() + ENDPOINT)
+    config = project / "src/my_api/posts/config.py"
+    assert SETTING_BEFORE in config.read_text(), f"{config}: the edit no longer applies"
+    config.write_text(config.read_text().replace(SETTING_BEFORE, SETTING_AFTER))
+    (project / "tests/posts/test_posts_about.py").write_text(ADDED_TEST)
+    (project / DELETED).unlink()
+    with (project / ".env").open("a") as env:
+        env.write("LOG_LEVEL=DEBUG\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", list(RELEASES))
+def test_edited_release_project_keeps_its_edits_and_passes_its_suite(
+    release_repo: ReleaseRepo,
+    tmp_path: Path,
+    version: str,
+    record_property: Callable[[str, object], None],
+) -> None:
+    project = copy_at(release_repo, f"v{version}", tmp_path / "project", {})
+    commit_all(project, f"Generated from v{version}")
+    edit_project(project)
+    commit_all(project, "Project edits")
+    env_before = (project / ".env").read_bytes()
+
+    update_to_newest_tag(project)
+
+    assert_no_conflicts(project)
+    assert ENDPOINT in (project / "src/my_api/posts/router.py").read_text()
+    assert SETTING_AFTER in (project / "src/my_api/posts/config.py").read_text()
+    assert (project / "tests/posts/test_posts_about.py").read_text() == ADDED_TEST
+    assert not (project / DELETED).exists()
+    assert (project / ".env").read_bytes() == env_before
+    # Every template change merged: the same edits on a fresh render give the same tree.
+    fresh = fresh_render(release_repo, project, tmp_path / "fresh")
+    edit_project(fresh)
+    assert_same_tree(project, fresh, ignore={".env"})
+
+    timer = StepTimer(project)
+    try:
+        timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=uv_env("3.12"))
+        venv = project / ".venv/bin"
+        timer.run("ruff", str(venv / "ruff"), "check", ".")
+        timer.run("ruff", str(venv / "ruff"), "format", "--check", ".")
+        timer.run("mypy", str(venv / "mypy"))
+        timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider")
+        database = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'update.db'}"}
+        timer.run("alembic", str(venv / "alembic"), "upgrade", "heads", env=database)
+        timer.run("alembic", str(venv / "alembic"), "check", env=database)
+    finally:
+        row = {"variant": f"update from v{version}", "steps": timer.steps}
+        record_property("variant_timing", json.dumps(row))
