@@ -32,6 +32,8 @@ BAD_ANSWERS = [
     ({"domains": ["fastapi"]}, "is the name of a library the generated project depends on"),
     ({"domains": ["auth"]}, 'domain "auth" is reserved by the generated core'),
     ({"domains": ["users"]}, 'domain "users" is reserved by the generated core'),
+    ({"domains": ["api_keys"]}, 'domain "api_keys" is reserved by the generated core'),
+    ({"domains": ["refresh_tokens"]}, 'domain "refresh_tokens" is reserved by the generated core'),
     ({"domains": ["core"]}, 'domain "core" is reserved by the generated core'),
     ({"domains": ["health"]}, 'domain "health" is reserved by the generated core'),
     ({"domains": ["migrations"]}, 'domain "migrations" is reserved by the generated core'),
