@@ -50,7 +50,7 @@ class NotAuthenticatedError(AppError):
     status_code = status.HTTP_401_UNAUTHORIZED
     code = "not_authenticated"
     message = "Missing or invalid credentials"
-    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
 
 
 class PermissionDeniedError(AppError):
