@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -95,6 +95,20 @@ def snapshot(dest: Path) -> Path:
     return dest
 
 
+def snapshot_at(ref: str, dest: Path) -> Path:
+    """The template as committed at a git ref, to measure a change against."""
+    dest.mkdir(parents=True)
+    archive = run_bytes(
+        ["git", "-C", str(ROOT), "archive", ref, "copier.yml", "includes", "template"]
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def run_bytes(command: list[str]) -> bytes:
+    return subprocess.run(command, capture_output=True, check=True).stdout
+
+
 def trivial_template(dest: Path) -> Path:
     dest.mkdir(parents=True)
     (dest / "copier.yml").write_text("name:\n  type: str\n  default: demo\n")
@@ -148,11 +162,9 @@ class Served:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http(
@@ -201,7 +213,9 @@ def serve(command: list[str], env: Mapping[str, str], cwd: Path, port: int) -> I
         yield served
     except Exception:
         log_file.seek(0)
-        print(log_file.read().decode(errors="replace")[-4000:], file=sys.stderr)
+        lines = log_file.read().decode(errors="replace").splitlines()
+        wanted = [line for line in lines if ".access" not in line]  # not the access lines
+        print("\n".join(wanted[-40:]), file=sys.stderr)
         raise
     finally:
         process.send_signal(signal.SIGTERM)
@@ -231,8 +245,9 @@ def uvicorn_command(project: Path, app: str, port: int, *extra: str) -> list[str
 
 @dataclass
 class Generated:
-    """The generated PostgreSQL project, its server settings and a signed-in user."""
+    """A generated PostgreSQL project, its server settings and a signed-in user."""
 
+    label: str
     project: Path
     env: dict[str, str]
     token: str = ""
@@ -284,12 +299,14 @@ def sign_up_and_seed(generated: Generated, base_url: str, rows: int) -> None:
 # --------------------------------------------------------------------------- measurements
 
 
-def median_result(results: list[Any]) -> dict[str, float]:
+def median_result(results: list[tuple[Any, float]]) -> dict[str, float]:
+    """Medians over rounds of (wrk result, the server's CPU seconds during the run)."""
     return {
-        "rps": statistics.median(r.rps for r in results),
-        "p50_ms": statistics.median(r.p50_ms for r in results),
-        "p99_ms": statistics.median(r.p99_ms for r in results),
-        "errors": sum(r.non_2xx + r.errors + r.timeouts for r in results),
+        "rps": statistics.median(r.rps for r, _ in results),
+        "p50_ms": statistics.median(r.p50_ms for r, _ in results),
+        "p99_ms": statistics.median(r.p99_ms for r, _ in results),
+        "cpu_ms_per_request": statistics.median(1000 * cpu / r.requests for r, cpu in results),
+        "errors": sum(r.non_2xx + r.errors + r.timeouts for r, _ in results),
     }
 
 
@@ -349,43 +366,45 @@ def bench_render(work: Path, figures: dict[str, Any], runs: int) -> None:
 
 
 def bench_postgres(work: Path, figures: dict[str, Any], args: argparse.Namespace) -> None:
-    template = work / "template-src"
-    project = work / "pg-project"
-    copier_copy(template, project, "database=postgresql", "deployment=none")
-    log(f"PostgreSQL variant installed with uv in {install(project):.1f} s")
-    load = generated_module(project, "load")
+    sources = {"working tree": work / "template-src"}
+    if args.against:
+        sources[args.against] = snapshot_at(args.against, work / "template-ref")
     server = DatabaseServer("postgresql").start()
     try:
-        url = server.create_database("bench")
-        generated = Generated(
-            project,
-            {
+        projects = []
+        for index, (label, source) in enumerate(sources.items()):
+            project = work / f"pg-project-{index}"
+            copier_copy(source, project, "database=postgresql", "deployment=none")
+            log(f"PostgreSQL variant ({label}) installed with uv in {install(project):.1f} s")
+            env = {
                 **os.environ,
                 "ENVIRONMENT": "production",
                 "SECRET_KEY": secrets.token_hex(32),
-                "DATABASE_URL": url,
+                "DATABASE_URL": server.create_database(f"bench{index}"),
                 "POSTS_MAX_ITEMS": str(10**9),
-            },
-        )
-        run(
-            [str(project / ".venv/bin/alembic"), "upgrade", "heads"], cwd=project, env=generated.env
-        )
-        raw_url = url.replace("postgresql+asyncpg://", "postgresql://")
+            }
+            run([str(project / ".venv/bin/alembic"), "upgrade", "heads"], cwd=project, env=env)
+            projects.append(Generated(label, project, env))
+        current = projects[0]
+        load = generated_module(current.project, "load")
+        raw_url = current.env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
         raw_env = {**os.environ, "REFERENCE_DATABASE_URL": raw_url}
 
         def raw_command(port: int) -> list[str]:
             return uvicorn_command(
-                project, "reference_app:app", port, "--app-dir", str(ROOT / "bench")
+                current.project, "reference_app:app", port, "--app-dir", str(ROOT / "bench")
             )
 
-        with generated.serve() as app:
-            sign_up_and_seed(generated, app.base_url, args.rows)
-            post = f"/posts/{generated.ids[0]}"
+        with ExitStack() as stack:
+            apps = [stack.enter_context(generated.serve()) for generated in projects]
+            for generated, app in zip(projects, apps, strict=True):
+                sign_up_and_seed(generated, app.base_url, args.rows)
+            post = f"/posts/{current.ids[0]}"
             figures["cold_start"] = {
                 "generated_s": cold_start(
-                    generated.command, generated.env, project, post, generated.headers
+                    current.command, current.env, current.project, post, current.headers
                 ),
-                "reference_s": cold_start(raw_command, raw_env, project, post),
+                "reference_s": cold_start(raw_command, raw_env, current.project, post),
             }
             cold = figures["cold_start"]
             log(
@@ -393,70 +412,74 @@ def bench_postgres(work: Path, figures: dict[str, Any], args: argparse.Namespace
                 f"{cold['generated_s']:.2f} s, raw asyncpg {cold['reference_s']:.2f} s"
             )
             raw_port = free_port()
-            with serve(raw_command(raw_port), raw_env, project, raw_port) as raw:
+            with serve(raw_command(raw_port), raw_env, current.project, raw_port) as raw:
                 wait_for(raw.base_url + post)
-                side_by_side(load, app, raw, generated, figures, args)
-            zero_stall(load, app, generated, figures, args)
-        login_flood(load, generated, figures, args)
-        own_make_bench(project, server, figures, args)
+                side_by_side(load, list(zip(projects, apps, strict=True)), raw, figures, args)
+            for generated, app in zip(projects, apps, strict=True):
+                zero_stall(load, app, generated, figures, args)
+        for generated in projects:
+            login_flood(load, generated, figures, args)
+        own_make_bench(current.project, server, figures, args)
     finally:
         server.stop()
 
 
 def side_by_side(
     load: ModuleType,
-    app: Served,
+    apps: list[tuple[Generated, Served]],
     raw: Served,
-    generated: Generated,
     figures: dict[str, Any],
     args: argparse.Namespace,
 ) -> None:
-    low, high = generated.ids[0], generated.ids[-1]
-    cases = {
-        "generated /health": (app, load.Request("GET", "/health")),
-        "generated get-by-id": (
-            app,
-            load.Request("GET", "/posts/{n}", generated.headers, vary=(low, high)),
-        ),
-        "raw asyncpg get-by-id": (raw, load.Request("GET", "/posts/{n}", vary=(low, high))),
-    }
-    results: dict[str, list[Any]] = {name: [] for name in cases}
+    """Round after round, each endpoint in turn: all of them see the same machine load."""
+    cases: dict[str, tuple[Served, Any]] = {}
+    for generated, app in apps:
+        read = load.Request(
+            "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
+        )
+        cases[f"{generated.label}: /health"] = (app, load.Request("GET", "/health"))
+        cases[f"{generated.label}: get-by-id"] = (app, read)
+    current = apps[0][0]
+    raw_read = load.Request("GET", "/posts/{n}", vary=(current.ids[0], current.ids[-1]))
+    cases["raw asyncpg: get-by-id"] = (raw, raw_read)
+    results: dict[str, list[tuple[Any, float]]] = {name: [] for name in cases}
+    options = {"connections": args.connections, "timeout": 30}
     for served, request in cases.values():  # warm-up
-        load.run("wrk", served.base_url, request, connections=args.connections, seconds=1)
+        load.run("wrk", served.base_url, request, seconds=1, **options)
     for _ in range(args.rounds):
         for name, (served, request) in cases.items():
-            results[name].append(
-                load.run(
-                    "wrk",
-                    served.base_url,
-                    request,
-                    connections=args.connections,
-                    seconds=args.duration,
-                )
-            )
+            cpu = served.cpu_seconds()
+            result = load.run("wrk", served.base_url, request, seconds=args.duration, **options)
+            results[name].append((result, served.cpu_seconds() - cpu))
     summary = {name: median_result(found) for name, found in results.items()}
-    base = summary["generated /health"]["rps"]
     figures["side_by_side"] = summary
-    figures["ratios"] = {
-        "get_by_id_vs_baseline": summary["generated get-by-id"]["rps"] / base,
-        "get_by_id_vs_raw_asyncpg": summary["generated get-by-id"]["rps"]
-        / summary["raw asyncpg get-by-id"]["rps"],
-        "raw_asyncpg_vs_baseline": summary["raw asyncpg get-by-id"]["rps"] / base,
-    }
     log(
         f"\nside by side on PostgreSQL, {args.connections} connections, "
         f"median of {args.rounds} rounds of {args.duration:.0f} s:"
     )
-    log(f"  {'endpoint':<24}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>8}")
+    log(f"  {'endpoint':<26}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'errors':>7}")
     for name, row in summary.items():
-        cells = f"{row['rps']:>8.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}{row['errors']:>8}"
-        log(f"  {name:<24}{cells}")
-    ratios = figures["ratios"]
-    log(
-        f"  get-by-id / baseline {ratios['get_by_id_vs_baseline']:.2f}; "
-        f"get-by-id / raw asyncpg {ratios['get_by_id_vs_raw_asyncpg']:.2f}; "
-        f"raw asyncpg / baseline {ratios['raw_asyncpg_vs_baseline']:.2f}"
-    )
+        cells = (
+            f"{row['rps']:>7.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
+            f"{row['cpu_ms_per_request']:>11.2f}{row['errors']:>7}"
+        )
+        log(f"  {name:<26}{cells}")
+    raw_rps = summary["raw asyncpg: get-by-id"]["rps"]
+    figures["ratios"] = {}
+    for generated, _ in apps:
+        read_rps = summary[f"{generated.label}: get-by-id"]["rps"]
+        base_rps = summary[f"{generated.label}: /health"]["rps"]
+        ratios = {
+            "get_by_id_vs_baseline": read_rps / base_rps,
+            "get_by_id_vs_raw_asyncpg": read_rps / raw_rps,
+            "raw_asyncpg_vs_baseline": raw_rps / base_rps,
+        }
+        figures["ratios"][generated.label] = ratios
+        log(
+            f"  {generated.label}: get-by-id / baseline {ratios['get_by_id_vs_baseline']:.2f}; "
+            f"get-by-id / raw asyncpg {ratios['get_by_id_vs_raw_asyncpg']:.2f}; "
+            f"raw asyncpg / baseline {ratios['raw_asyncpg_vs_baseline']:.2f}"
+        )
 
 
 def zero_stall(
@@ -470,10 +493,10 @@ def zero_stall(
     request = load.Request(
         "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
     )
-    figures["zero_stall"] = {}
+    found = figures.setdefault("zero_stall", {}).setdefault(generated.label, {})
     log(
-        f"\nzero-stall: {args.stall_runs} consecutive {args.stall_seconds:.0f} s runs of "
-        "get-by-id (pool: 10 + 10 overflow)"
+        f"\nzero-stall ({generated.label}): {args.stall_runs} consecutive "
+        f"{args.stall_seconds:.0f} s runs of get-by-id (pool: 10 + 10 overflow)"
     )
     for connections in (50, 200):
         runs = [
@@ -501,16 +524,24 @@ def zero_stall(
             "worst_p99_ms": max(r.p99_ms for r in runs),
             "max_ms": max(r.max_ms for r in runs),
             "runs_with_a_stall": sum(1 for r in runs if r.timeouts or r.errors),
+            "health_after_s": health_after(app.base_url),
         }
-        row["health_after_s"] = wait_for(app.base_url + "/health", timeout=5)
-        figures["zero_stall"][connections] = row
+        found[connections] = row
         log(
             f"  {connections:>3} connections: {row['requests']} requests, statuses {statuses}, "
-            f"non-2xx {row['non_2xx']}, socket errors {row['socket_errors']}, timeouts "
-            f"(> {args.stall_timeout:.0f} s) {row['timeouts']}, "
-            f"worst p99 {row['worst_p99_ms']:.0f} ms, max {row['max_ms']:.0f} ms, "
-            f"runs with a stall {row['runs_with_a_stall']}/{len(runs)}"
+            f"socket errors {row['socket_errors']}, timeouts (> {args.stall_timeout:.0f} s) "
+            f"{row['timeouts']}, worst p99 {row['worst_p99_ms']:.0f} ms, "
+            f"max {row['max_ms']:.0f} ms, runs with a stall {row['runs_with_a_stall']}/{len(runs)}"
+            f", then /health answered in {row['health_after_s']:.1f} s"
         )
+
+
+def health_after(base_url: str) -> float:
+    """Seconds until /health answers once the load stops (inf: not within 30 s)."""
+    try:
+        return wait_for(base_url + "/health", timeout=30)
+    except TimeoutError:
+        return float("inf")
 
 
 def login_flood(
@@ -545,24 +576,24 @@ def login_flood(
             lambda: measure(read),
         )
         rss_peak = app.peak_rss_mib()
-    figures["login_flood"] = {
+    f = {
         "logins_per_s": flood.rps,
         "login_p50_ms": flood.p50_ms,
         "login_p99_ms": flood.p99_ms,
         "login_failures": flood.non_2xx + flood.errors + flood.timeouts,
         "health_p99_quiet_ms": quiet_health.p99_ms,
-        "health_p99_flood_ms": flood_health.p99_ms,
+        "health_p99_flood_ms": flood_health.p99_ms if flood_health.requests else float("inf"),
         "read_p99_quiet_ms": quiet_read.p99_ms,
-        "read_p99_flood_ms": flood_read.p99_ms,
+        "read_p99_flood_ms": flood_read.p99_ms if flood_read.requests else float("inf"),
         "read_failures_flood": flood_read.non_2xx + flood_read.errors + flood_read.timeouts,
         "read_rps_quiet": quiet_read.rps,
         "read_rps_flood": flood_read.rps,
         "peak_rss_before_mib": rss_before,
         "peak_rss_flood_mib": rss_peak,
     }
-    f = figures["login_flood"]
+    figures.setdefault("login_flood", {})[generated.label] = f
     log(
-        f"\nlogin flood: 50 concurrent logins for {seconds:.0f} s, "
+        f"\nlogin flood ({generated.label}): 50 concurrent logins for {seconds:.0f} s, "
         "beside 5 connections each on /health and get-by-id"
     )
     log(
@@ -573,6 +604,7 @@ def login_flood(
         f"  /health p99: {f['health_p99_quiet_ms']:.1f} ms quiet, "
         f"{f['health_p99_flood_ms']:.1f} ms during the flood"
     )
+    # inf: not one request answered during the flood (wrk records answered requests only)
     log(
         f"  get-by-id p99: {f['read_p99_quiet_ms']:.1f} ms quiet, "
         f"{f['read_p99_flood_ms']:.1f} ms during the flood "
@@ -625,6 +657,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-seconds", type=float, default=2)
     parser.add_argument("--stall-timeout", type=float, default=5, help="a slower answer is a stall")
     parser.add_argument("--flood-seconds", type=float, default=10)
+    parser.add_argument(
+        "--against",
+        metavar="GIT_REF",
+        help="also measure the template at this commit, side by side",
+    )
     args = parser.parse_args(argv)
     ensure_wrk()
     figures: dict[str, Any] = {"cpu_cores": os.cpu_count(), "load_average": os.getloadavg()}

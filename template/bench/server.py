@@ -1,5 +1,6 @@
 """The server under test: uvicorn with the production command line, on a free local port."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -71,6 +72,17 @@ class Server:
                 if line.startswith("VmHWM:"):
                     total += int(line.split()[1])
         return total / 1024 if total else None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used so far by uvicorn and its workers (Linux)."""
+        ticks = 0
+        for pid in [self.process.pid, *_children(self.process.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK") if ticks else None
 
     def log(self, lines: int = 40) -> str:
         self._log.flush()
