@@ -14,7 +14,7 @@ class PageParams(BaseModel):
     offset: int
 
 
-async def page_params(
+def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> PageParams:
