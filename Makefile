@@ -8,11 +8,14 @@ BIN := $(VENV)/bin
 DEST ?= demo
 PORT ?= 8000
 WORKERS ?= 2
+# make bench: seconds per measured run, open connections
+DURATION ?= 5
+CONNECTIONS ?= 50
 export UV_PYTHON_DOWNLOADS := never
 # Silences Material's end-of-life banner, printed on every docs build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help bootstrap demo test test-fast lint format docs docs-build release clean
+.PHONY: help bootstrap demo test test-fast lint format bench docs docs-build release clean
 
 help: ## List the available commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -42,6 +45,9 @@ lint: bootstrap ## Lint and format-check the template's own Python (tests, scrip
 
 format: bootstrap ## Format the template's own Python
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+bench: bootstrap ## Performance figures: render, cold start, PostgreSQL variant beside raw asyncpg, stalls
+	$(BIN)/python -m bench.run --duration $(DURATION) --connections $(CONNECTIONS) $(BENCH_ARGS)
 
 docs: bootstrap ## Serve the documentation site on http://127.0.0.1:8001 with live reload
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001

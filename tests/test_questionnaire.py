@@ -44,6 +44,7 @@ BAD_ANSWERS = [
     ({"project_name": "   "}, "project_name must not be empty"),
     ({"project_name": "123 Service"}, "project_name must start with a letter"),
     ({"project_name": "FastAPI"}, 'package name "fastapi", which would shadow'),
+    ({"project_name": "Bench"}, 'package name "bench", which would shadow'),
     ({"project_name": "x" * 40}, "project_name is too long"),
     ({"project_name": 'The "Best" API'}, "project_name must not contain double quotes"),
     ({"project_name": "API #1"}, "project_name must not contain double quotes"),

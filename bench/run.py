@@ -1,0 +1,682 @@
+"""`make bench`: the template's performance figures, measured side by side in one run.
+
+1. Render time of the default variant, beside a one-file template (copier's own floor).
+2. Cold start: process spawn to the first database-backed answer.
+3. The PostgreSQL variant (rendered, installed with uv, served on a throw-away PostgreSQL
+   from tests/servers.py) against `bench/reference_app.py`, FastAPI + raw asyncpg, on the
+   same table: baseline (`/health`) and get-by-id, alternated round by round.
+4. Zero-stall: consecutive short runs with more connections than the pool.
+5. Login flood: concurrent logins while measuring `/health` and an authenticated read.
+6. The generated project's own `make bench` on the same server.
+
+Every figure of one run comes from the same machine at the same time: compare ratios, not
+absolute numbers across runs (the load generator shares the CPU with the server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from find_python import find as find_python  # noqa: E402
+
+from tests.servers import DatabaseServer, free_port  # noqa: E402
+
+PACKAGE = "my_api"  # the default project_name's package
+RESULTS = ROOT / ".bench"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def ensure_wrk() -> None:
+    """wrk gives the figures; install it with apt-get when root and missing (as tests do)."""
+    if shutil.which("wrk"):
+        return
+    command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk"]
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SystemExit(f"wrk is not installed; install it with: sudo {' '.join(command)}")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def run(command: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, check=False, **options)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def timed(command: list[str], **options: Any) -> float:
+    started = time.perf_counter()
+    run(command, **options)
+    return time.perf_counter() - started
+
+
+def snapshot(dest: Path) -> Path:
+    """The working tree's template (uncommitted changes included), like dev-render.sh."""
+    dest.mkdir(parents=True)
+    for name in ("copier.yml", "includes", "template"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name)
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def snapshot_at(ref: str, dest: Path) -> Path:
+    """The template as committed at a git ref, to measure a change against."""
+    dest.mkdir(parents=True)
+    archive = run_bytes(
+        ["git", "-C", str(ROOT), "archive", ref, "copier.yml", "includes", "template"]
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def run_bytes(command: list[str]) -> bytes:
+    return subprocess.run(command, capture_output=True, check=True).stdout
+
+
+def trivial_template(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    (dest / "copier.yml").write_text("name:\n  type: str\n  default: demo\n")
+    (dest / "README.md.jinja").write_text("# {{ name }}\n")
+    return dest
+
+
+def copier_copy(source: Path, dest: Path, *answers: str) -> float:
+    data = [arg for answer in answers for arg in ("-d", answer)]
+    shutil.rmtree(dest, ignore_errors=True)
+    env = {**os.environ, "COPIER_SETTINGS_PATH": str(dest.parent / "copier-settings.yml")}
+    (dest.parent / "copier-settings.yml").write_text("{}\n")
+    return timed(
+        [str(BIN / "copier"), "copy", "--quiet", "--defaults", *data, str(source), str(dest)],
+        env=env,
+    )
+
+
+def install(project: Path) -> float:
+    python = find_python((project / ".python-version").read_text().strip())
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": "", "UV_NO_PROGRESS": "1"}
+    return timed(
+        [str(BIN / "uv"), "sync", "--quiet", "--python", str(python)], cwd=project, env=env
+    )
+
+
+def generated_module(project: Path, name: str) -> ModuleType:
+    """A stdlib-only module of the generated project's bench package (its load generators)."""
+    spec = importlib.util.spec_from_file_location(
+        f"generated_{name}", project / "bench" / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    base_url: str
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http(
+    method: str,
+    url: str,
+    *,
+    json_body: Any = None,
+    form: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30,
+) -> tuple[int, Any]:
+    data, all_headers = None, dict(headers or {})
+    if json_body is not None:
+        data, all_headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=data, headers=all_headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # loopback
+            body = response.read()
+            return response.status, json.loads(body) if body else None
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except (urllib.error.URLError, OSError):
+        return 0, None
+
+
+def wait_for(url: str, headers: Mapping[str, str] | None = None, timeout: float = 60) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if http("GET", url, headers=headers, timeout=2)[0] == 200:
+            return time.perf_counter() - started
+        time.sleep(0.01)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+
+
+@contextmanager
+def serve(command: list[str], env: Mapping[str, str], cwd: Path, port: int) -> Iterator[Served]:
+    log_file = tempfile.TemporaryFile()  # noqa: SIM115  # closed in the finally below
+    process = subprocess.Popen(
+        command, cwd=cwd, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT
+    )
+    served = Served(process, f"http://127.0.0.1:{port}")
+    try:
+        yield served
+    except Exception:
+        log_file.seek(0)
+        lines = log_file.read().decode(errors="replace").splitlines()
+        wanted = [line for line in lines if ".access" not in line]  # not the access lines
+        print("\n".join(wanted[-40:]), file=sys.stderr)
+        raise
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()
+
+
+def uvicorn_command(project: Path, app: str, port: int, *extra: str) -> list[str]:
+    """The Dockerfile's command line, on loopback."""
+    return [
+        str(project / ".venv/bin/python"),
+        "-m",
+        "uvicorn",
+        app,
+        "--no-access-log",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
+
+
+@dataclass
+class Generated:
+    """A generated PostgreSQL project, its server settings and a signed-in user."""
+
+    label: str
+    project: Path
+    env: dict[str, str]
+    token: str = ""
+    form: dict[str, str] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def command(self, port: int) -> list[str]:
+        return uvicorn_command(self.project, f"{PACKAGE}.main:create_app", port, "--factory")
+
+    @contextmanager
+    def serve(self, **env: str) -> Iterator[Served]:
+        port = free_port()
+        with serve(self.command(port), {**self.env, **env}, self.project, port) as served:
+            wait_for(f"{served.base_url}/health")
+            yield served
+
+
+def sign_up_and_seed(generated: Generated, base_url: str, rows: int) -> None:
+    email = f"bench-{secrets.token_hex(4)}@example.com"
+    generated.form = {"username": email, "password": secrets.token_urlsafe(16)}
+    status, _ = http(
+        "POST",
+        f"{base_url}/auth/register",
+        json_body={"email": email, "password": generated.form["password"]},
+    )
+    assert status == 201, status
+    status, body = http("POST", f"{base_url}/auth/login", form=generated.form)
+    assert status == 200, status
+    generated.token = body["access_token"]
+
+    def create(index: int) -> int:
+        status, body = http(
+            "POST",
+            f"{base_url}/posts",
+            json_body={"name": f"post {index}"},
+            headers=generated.headers,
+        )
+        assert status == 201, status
+        return int(body["id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        generated.ids = sorted(pool.map(create, range(rows)))
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def median_result(results: list[tuple[Any, float]]) -> dict[str, float]:
+    """Medians over rounds of (wrk result, the server's CPU seconds during the run)."""
+    return {
+        "rps": statistics.median(r.rps for r, _ in results),
+        "p50_ms": statistics.median(r.p50_ms for r, _ in results),
+        "p99_ms": statistics.median(r.p99_ms for r, _ in results),
+        "cpu_ms_per_request": statistics.median(1000 * cpu / r.requests for r, cpu in results),
+        "errors": sum(r.non_2xx + r.errors + r.timeouts for r, _ in results),
+    }
+
+
+def cold_start(
+    start: Callable[[int], list[str]],
+    env: Mapping[str, str],
+    cwd: Path,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    runs: int = 3,
+) -> float:
+    times = []
+    for _ in range(runs):
+        port = free_port()
+        started = time.perf_counter()
+        with serve(start(port), env, cwd, port) as served:
+            wait_for(served.base_url + path, headers=headers)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def concurrently(*jobs: Callable[[], Any]) -> list[Any]:
+    results: list[Any] = [None] * len(jobs)
+
+    def target(index: int, job: Callable[[], Any]) -> None:
+        results[index] = job()
+
+    threads = [threading.Thread(target=target, args=pair) for pair in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def bench_render(work: Path, figures: dict[str, Any], runs: int) -> None:
+    template = snapshot(work / "template-src")
+    trivial = trivial_template(work / "trivial-src")
+    default_times, trivial_times = [], []
+    for index in range(runs):  # interleaved, so both see the same machine load
+        default_times.append(copier_copy(template, work / f"render-{index}"))
+        trivial_times.append(copier_copy(trivial, work / f"trivial-{index}"))
+    files = sum(1 for path in (work / "render-0").rglob("*") if path.is_file())
+    figures["render"] = {
+        "default_s": statistics.median(default_times),
+        "trivial_s": statistics.median(trivial_times),
+        "files": files,
+    }
+    render = figures["render"]
+    log(
+        f"render (copier copy, median of {runs}): default variant {render['default_s']:.2f} s"
+        f" ({files} files), one-file template {render['trivial_s']:.2f} s"
+    )
+
+
+def bench_postgres(work: Path, figures: dict[str, Any], args: argparse.Namespace) -> None:
+    sources = {"working tree": work / "template-src"}
+    if args.against:
+        sources[args.against] = snapshot_at(args.against, work / "template-ref")
+    server = DatabaseServer("postgresql").start()
+    try:
+        projects = []
+        for index, (label, source) in enumerate(sources.items()):
+            project = work / f"pg-project-{index}"
+            copier_copy(source, project, "database=postgresql", "deployment=none")
+            log(f"PostgreSQL variant ({label}) installed with uv in {install(project):.1f} s")
+            env = {
+                **os.environ,
+                "ENVIRONMENT": "production",
+                "SECRET_KEY": secrets.token_hex(32),
+                "DATABASE_URL": server.create_database(f"bench{index}"),
+                "POSTS_MAX_ITEMS": str(10**9),
+            }
+            run([str(project / ".venv/bin/alembic"), "upgrade", "heads"], cwd=project, env=env)
+            projects.append(Generated(label, project, env))
+        current = projects[0]
+        load = generated_module(current.project, "load")
+        raw_url = current.env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+        raw_env = {**os.environ, "REFERENCE_DATABASE_URL": raw_url}
+
+        def raw_command(port: int) -> list[str]:
+            return uvicorn_command(
+                current.project, "reference_app:app", port, "--app-dir", str(ROOT / "bench")
+            )
+
+        with ExitStack() as stack:
+            apps = [stack.enter_context(generated.serve()) for generated in projects]
+            for generated, app in zip(projects, apps, strict=True):
+                sign_up_and_seed(generated, app.base_url, args.rows)
+            post = f"/posts/{current.ids[0]}"
+            figures["cold_start"] = {
+                "generated_s": cold_start(
+                    current.command, current.env, current.project, post, current.headers
+                ),
+                "reference_s": cold_start(raw_command, raw_env, current.project, post),
+            }
+            cold = figures["cold_start"]
+            log(
+                "cold start, spawn to the first GET /posts/{id} (median of 3): generated "
+                f"{cold['generated_s']:.2f} s, raw asyncpg {cold['reference_s']:.2f} s"
+            )
+            raw_port = free_port()
+            with serve(raw_command(raw_port), raw_env, current.project, raw_port) as raw:
+                wait_for(raw.base_url + post)
+                side_by_side(load, list(zip(projects, apps, strict=True)), raw, figures, args)
+            for generated, app in zip(projects, apps, strict=True):
+                zero_stall(load, app, generated, figures, args)
+        for generated in projects:
+            login_flood(load, generated, figures, args)
+        own_make_bench(current.project, server, figures, args)
+    finally:
+        server.stop()
+
+
+def side_by_side(
+    load: ModuleType,
+    apps: list[tuple[Generated, Served]],
+    raw: Served,
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """Round after round, each endpoint in turn: all of them see the same machine load."""
+    cases: dict[str, tuple[Served, Any]] = {}
+    for generated, app in apps:
+        read = load.Request(
+            "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
+        )
+        cases[f"{generated.label}: /health"] = (app, load.Request("GET", "/health"))
+        cases[f"{generated.label}: get-by-id"] = (app, read)
+    current = apps[0][0]
+    raw_read = load.Request("GET", "/posts/{n}", vary=(current.ids[0], current.ids[-1]))
+    cases["raw asyncpg: get-by-id"] = (raw, raw_read)
+    results: dict[str, list[tuple[Any, float]]] = {name: [] for name in cases}
+    options = {"connections": args.connections, "timeout": 30}
+    for served, request in cases.values():  # warm-up
+        load.run("wrk", served.base_url, request, seconds=1, **options)
+    for _ in range(args.rounds):
+        for name, (served, request) in cases.items():
+            cpu = served.cpu_seconds()
+            result = load.run("wrk", served.base_url, request, seconds=args.duration, **options)
+            results[name].append((result, served.cpu_seconds() - cpu))
+    summary = {name: median_result(found) for name, found in results.items()}
+    figures["side_by_side"] = summary
+    log(
+        f"\nside by side on PostgreSQL, {args.connections} connections, "
+        f"median of {args.rounds} rounds of {args.duration:.0f} s:"
+    )
+    log(f"  {'endpoint':<26}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'errors':>7}")
+    for name, row in summary.items():
+        cells = (
+            f"{row['rps']:>7.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
+            f"{row['cpu_ms_per_request']:>11.2f}{row['errors']:>7}"
+        )
+        log(f"  {name:<26}{cells}")
+    raw_rps = summary["raw asyncpg: get-by-id"]["rps"]
+    figures["ratios"] = {}
+    for generated, _ in apps:
+        read_rps = summary[f"{generated.label}: get-by-id"]["rps"]
+        base_rps = summary[f"{generated.label}: /health"]["rps"]
+        ratios = {
+            "get_by_id_vs_baseline": read_rps / base_rps,
+            "get_by_id_vs_raw_asyncpg": read_rps / raw_rps,
+            "raw_asyncpg_vs_baseline": raw_rps / base_rps,
+        }
+        figures["ratios"][generated.label] = ratios
+        log(
+            f"  {generated.label}: get-by-id / baseline {ratios['get_by_id_vs_baseline']:.2f}; "
+            f"get-by-id / raw asyncpg {ratios['get_by_id_vs_raw_asyncpg']:.2f}; "
+            f"raw asyncpg / baseline {ratios['raw_asyncpg_vs_baseline']:.2f}"
+        )
+
+
+def zero_stall(
+    load: ModuleType,
+    app: Served,
+    generated: Generated,
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """Consecutive short runs beyond the pool's 20 connections: nothing may hang."""
+    request = load.Request(
+        "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
+    )
+    found = figures.setdefault("zero_stall", {}).setdefault(generated.label, {})
+    log(
+        f"\nzero-stall ({generated.label}): {args.stall_runs} consecutive "
+        f"{args.stall_seconds:.0f} s runs of get-by-id (pool: 10 + 10 overflow)"
+    )
+    for connections in (50, 200):
+        runs = [
+            load.run(
+                "wrk",
+                app.base_url,
+                request,
+                connections=connections,
+                seconds=args.stall_seconds,
+                timeout=args.stall_timeout,
+                count_statuses=True,
+            )
+            for _ in range(args.stall_runs)
+        ]
+        statuses: dict[str, int] = {}
+        for result in runs:
+            for status, count in result.statuses.items():
+                statuses[status] = statuses.get(status, 0) + count
+        row = {
+            "requests": sum(r.requests for r in runs),
+            "non_2xx": sum(r.non_2xx for r in runs),
+            "socket_errors": sum(r.errors for r in runs),
+            "timeouts": sum(r.timeouts for r in runs),
+            "statuses": statuses,
+            "worst_p99_ms": max(r.p99_ms for r in runs),
+            "max_ms": max(r.max_ms for r in runs),
+            "runs_with_a_stall": sum(1 for r in runs if r.timeouts or r.errors),
+            "health_after_s": health_after(app.base_url),
+        }
+        found[connections] = row
+        log(
+            f"  {connections:>3} connections: {row['requests']} requests, statuses {statuses}, "
+            f"socket errors {row['socket_errors']}, timeouts (> {args.stall_timeout:.0f} s) "
+            f"{row['timeouts']}, worst p99 {row['worst_p99_ms']:.0f} ms, "
+            f"max {row['max_ms']:.0f} ms, runs with a stall {row['runs_with_a_stall']}/{len(runs)}"
+            f", then /health answered in {row['health_after_s']:.1f} s"
+        )
+
+
+def health_after(base_url: str) -> float:
+    """Seconds until /health answers once the load stops (inf: not within 30 s)."""
+    try:
+        return wait_for(base_url + "/health", timeout=30)
+    except TimeoutError:
+        return float("inf")
+
+
+def login_flood(
+    load: ModuleType, generated: Generated, figures: dict[str, Any], args: argparse.Namespace
+) -> None:
+    """50 concurrent logins (argon2id, 2 hashes at a time) while reading: who waits?"""
+    login = load.Request(
+        "POST",
+        "/auth/login",
+        body=urllib.parse.urlencode(generated.form).encode(),
+        content_type="application/x-www-form-urlencoded",
+    )
+    health = load.Request("GET", "/health")
+    read = load.Request(
+        "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
+    )
+    seconds = args.flood_seconds
+    with generated.serve() as app:  # a fresh process: its peak RSS is this section's
+
+        def measure(request: Any) -> Any:
+            return load.run(
+                "wrk", app.base_url, request, connections=5, seconds=seconds, timeout=30
+            )
+
+        quiet_health, quiet_read = concurrently(lambda: measure(health), lambda: measure(read))
+        rss_before = app.peak_rss_mib()
+        flood, flood_health, flood_read = concurrently(
+            lambda: load.run(
+                "wrk", app.base_url, login, connections=50, seconds=seconds, timeout=30
+            ),
+            lambda: measure(health),
+            lambda: measure(read),
+        )
+        rss_peak = app.peak_rss_mib()
+    f = {
+        "logins_per_s": flood.rps,
+        "login_p50_ms": flood.p50_ms,
+        "login_p99_ms": flood.p99_ms,
+        "login_failures": flood.non_2xx + flood.errors + flood.timeouts,
+        "health_p99_quiet_ms": quiet_health.p99_ms,
+        "health_p99_flood_ms": flood_health.p99_ms if flood_health.requests else float("inf"),
+        "read_p99_quiet_ms": quiet_read.p99_ms,
+        "read_p99_flood_ms": flood_read.p99_ms if flood_read.requests else float("inf"),
+        "read_failures_flood": flood_read.non_2xx + flood_read.errors + flood_read.timeouts,
+        "read_rps_quiet": quiet_read.rps,
+        "read_rps_flood": flood_read.rps,
+        "peak_rss_before_mib": rss_before,
+        "peak_rss_flood_mib": rss_peak,
+    }
+    figures.setdefault("login_flood", {})[generated.label] = f
+    log(
+        f"\nlogin flood ({generated.label}): 50 concurrent logins for {seconds:.0f} s, "
+        "beside 5 connections each on /health and get-by-id"
+    )
+    log(
+        f"  logins: {f['logins_per_s']:.1f}/s, p50 {f['login_p50_ms']:.0f} ms, "
+        f"p99 {f['login_p99_ms']:.0f} ms, failures {f['login_failures']}"
+    )
+    log(
+        f"  /health p99: {f['health_p99_quiet_ms']:.1f} ms quiet, "
+        f"{f['health_p99_flood_ms']:.1f} ms during the flood"
+    )
+    # inf: not one request answered during the flood (wrk records answered requests only)
+    log(
+        f"  get-by-id p99: {f['read_p99_quiet_ms']:.1f} ms quiet, "
+        f"{f['read_p99_flood_ms']:.1f} ms during the flood "
+        f"({f['read_rps_quiet']:.0f} -> {f['read_rps_flood']:.0f} req/s, "
+        f"{f['read_failures_flood']} failures)"
+    )
+    log(
+        f"  server peak RSS: {f['peak_rss_before_mib']:.0f} MiB before, "
+        f"{f['peak_rss_flood_mib']:.0f} MiB after the flood"
+    )
+
+
+def own_make_bench(
+    project: Path, server: DatabaseServer, figures: dict[str, Any], args: argparse.Namespace
+) -> None:
+    output = project / "make-bench.json"
+    env = {
+        **os.environ,
+        "DATABASE_URL": server.create_database("makebench"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "VIRTUAL_ENV": "",
+    }
+    log(f"\nthe generated project's `make bench` (PostgreSQL, {args.duration:.0f} s a scenario):")
+    result = run(
+        [
+            "make",
+            "--no-print-directory",
+            "bench",
+            f"DURATION={args.duration:.0f}",
+            f"CONNECTIONS={args.connections}",
+            f"BENCH_ARGS=--json {output}",
+        ],
+        cwd=project,
+        env=env,
+    )
+    table = result.stdout[result.stdout.index("scenario") :]
+    log("  " + table.strip().replace("\n", "\n  "))
+    figures["make_bench"] = json.loads(output.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=5, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="side-by-side rounds")
+    parser.add_argument("--rows", type=int, default=1000, help="posts to seed")
+    parser.add_argument("--render-runs", type=int, default=3)
+    parser.add_argument("--stall-runs", type=int, default=10)
+    parser.add_argument("--stall-seconds", type=float, default=2)
+    parser.add_argument("--stall-timeout", type=float, default=5, help="a slower answer is a stall")
+    parser.add_argument("--flood-seconds", type=float, default=10)
+    parser.add_argument(
+        "--against",
+        metavar="GIT_REF",
+        help="also measure the template at this commit, side by side",
+    )
+    args = parser.parse_args(argv)
+    ensure_wrk()
+    figures: dict[str, Any] = {"cpu_cores": os.cpu_count(), "load_average": os.getloadavg()}
+    load_average = os.getloadavg()[0]
+    log(f"machine: {os.cpu_count()} cores, load average {load_average:.2f} (compare ratios)")
+    with tempfile.TemporaryDirectory(prefix="template-bench-") as directory:
+        work = Path(directory)
+        bench_render(work, figures, args.render_runs)
+        bench_postgres(work, figures, args)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    log(f"\nall figures: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
