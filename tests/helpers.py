@@ -190,13 +190,15 @@ def uv_env(python_version: str) -> dict[str, str]:
 
 
 def stop_gracefully(process: subprocess.Popen[bytes]) -> str:
-    """SIGTERM a served app (as a container runtime would) and return what it printed."""
+    """SIGTERM a served app (as a container runtime would) and return what it printed
+    (nothing when its output went to a file); a no-op once it has exited."""
     process.send_signal(signal.SIGTERM)
     try:
-        return process.communicate(timeout=20)[0].decode(errors="replace")
+        output = process.communicate(timeout=20)[0]
     except subprocess.TimeoutExpired:
         process.kill()
-        return process.communicate()[0].decode(errors="replace")
+        output = process.communicate()[0]
+    return (output or b"").decode(errors="replace")
 
 
 # What a template version consists of: `copier copy` renders these paths of a commit.

@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,37 +188,65 @@ class DatabaseServer:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
-    def _admin_sql(self, sql: str) -> None:
+    def client_command(self, database: str | None = None) -> list[str]:
+        """The server's own SQL client, as the admin user, unaligned output, stops on errors."""
         if self.engine == "postgresql":
             binaries = postgres_bin()
             assert binaries is not None
-            command = [
-                str(binaries / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ]
-        else:
-            client = shutil.which("mariadb") or "/usr/bin/mariadb"
-            command = [
-                client,
-                "--no-defaults",
-                "-h",
-                "127.0.0.1",
-                "-P",
-                str(self.port),
-                "-u",
-                "root",
-                "-e",
-                sql,
-            ]
+            command = [str(binaries / "psql"), "-h", "127.0.0.1", "-p", str(self.port)]
+            command += ["-U", "postgres", "-v", "ON_ERROR_STOP=1", "-At"]
+            return [*command, "-d", database] if database else command
+        client = shutil.which("mariadb") or "/usr/bin/mariadb"
+        command = [client, "--no-defaults", "-h", "127.0.0.1", "-P", str(self.port), "-u", "root"]
+        command += ["--batch", "--skip-column-names", "--unbuffered"]
+        return [*command, database] if database else command
+
+    def query(self, database: str, sql: str) -> str:
+        """Run one statement in `database` and return its output."""
+        flag = "-c" if self.engine == "postgresql" else "-e"
+        result = subprocess.run(
+            [*self.client_command(database), flag, sql],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{self.engine}: {sql!r} failed: {result.stderr}")
+        return result.stdout.strip()
+
+    @contextmanager
+    def locked_table(self, database: str, table: str) -> Iterator[None]:
+        """Hold an exclusive lock on `table` from another session: the app's queries wait."""
+        lock = (
+            f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"
+            if self.engine == "postgresql"
+            else f"LOCK TABLES {table} WRITE;"
+        )
+        session = subprocess.Popen(
+            self.client_command(database),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert session.stdin is not None
+        assert session.stdout is not None
+        try:
+            session.stdin.write(f"{lock}\nSELECT 'locked';\n")
+            session.stdin.flush()
+            line = session.stdout.readline()
+            while line and line.strip() != "locked":  # psql echoes BEGIN and LOCK TABLE
+                line = session.stdout.readline()
+            assert line.strip() == "locked", f"{self.engine}: could not lock {table}"
+            yield
+        finally:
+            release = "COMMIT;" if self.engine == "postgresql" else "UNLOCK TABLES;"
+            session.communicate(f"{release}\n", timeout=30)
+
+    def _admin_sql(self, sql: str) -> None:
+        flag = "-c" if self.engine == "postgresql" else "-e"
+        command = [*self.client_command(), flag, sql]
         for attempt in range(50):
             result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode == 0:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -233,13 +240,187 @@ def wait_for_status(url: str, expected: int, timeout: float = 30.0) -> float:
     return time.monotonic() - started
 
 
+# The served app gets a pool smaller than the load run's clients: requests must queue, then
+# either succeed or get a fast 503 (pool timeout), never a hang or a 500.
+SMALL_POOL = {
+    "DATABASE_POOL_SIZE": "2",
+    "DATABASE_MAX_OVERFLOW": "0",
+    "DATABASE_POOL_TIMEOUT": "0.1",
+}
+LOAD_CLIENTS = 24
+LOAD_SECONDS = 3.0
+HANG_TIMEOUT = 120  # seconds: generous, only to fail instead of hanging
+
+
+def sign_in(base: str, variant: Variant) -> dict[str, str]:
+    """Headers of a freshly registered user where the API has users; none for a public API."""
+    if variant.auth == "none":
+        return {}
+    account = {"email": "serve-check@example.com", "password": "serve-check password"}
+    registered = httpx.post(f"{base}/auth/register", json=account, timeout=30)
+    assert registered.status_code == 201, registered.text
+    if variant.auth == "api_key":
+        created = httpx.post(f"{base}/auth/keys", json={**account, "name": "serve"}, timeout=30)
+        assert created.status_code == 201, created.text
+        return {"X-API-Key": created.json()["key"]}
+    if variant.auth == "session":
+        login = httpx.post(f"{base}/auth/login", json=account, timeout=30)
+        assert login.status_code == 200, login.text
+        # The cookie is Secure: read it from Set-Cookie, since this server speaks plain http.
+        cookie = next(
+            header.split(";", 1)[0]
+            for header in login.headers.get_list("set-cookie")
+            if header.split("=", 1)[0].endswith("session")
+        )
+        return {"Cookie": cookie, "X-CSRF-Token": login.json()["csrf_token"]}
+    assert variant.auth == "jwt", f"teach sign_in() how auth={variant.auth} signs in"
+    form = {"username": account["email"], "password": account["password"]}
+    login = httpx.post(f"{base}/auth/login", data=form, timeout=30)
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def assert_fast_503(response: httpx.Response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def load(url: str, headers: dict[str, str]) -> Counter[int]:
+    """LOAD_CLIENTS clients reading and creating for LOAD_SECONDS; the statuses they got."""
+    statuses: Counter[int] = Counter()
+    deadline = time.monotonic() + LOAD_SECONDS
+    limits = httpx.Limits(max_connections=LOAD_CLIENTS)
+    async with httpx.AsyncClient(headers=headers, timeout=30, limits=limits) as client:
+
+        async def one_client(index: int) -> None:
+            while time.monotonic() < deadline:
+                if index % 4:
+                    response = await client.get(url)
+                else:
+                    response = await client.post(url, json={"name": f"load {index}"})
+                statuses[response.status_code] += 1
+                if response.status_code == 503:
+                    assert_fast_503(response)
+
+        await asyncio.gather(*(one_client(index) for index in range(LOAD_CLIENTS)))
+    return statuses
+
+
+def check_load(
+    base: str, resource: str, headers: dict[str, str], server: DatabaseServer, database: str
+) -> None:
+    """More clients than pooled connections: successes and fast 503s only, no leaked connection."""
+    statuses = asyncio.run(asyncio.wait_for(load(resource, headers), HANG_TIMEOUT))
+    assert set(statuses) <= {200, 201, 503}, statuses
+    assert statuses[200] > 0, statuses
+    assert statuses[201] > 0, statuses
+    metrics = httpx.get(f"{base}/metrics", timeout=30).text
+    assert "db_pool_checked_out_connections 0.0" in metrics
+    sessions = server.query(
+        database,
+        "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    opened, busy = (int(value) for value in sessions.split("|"))
+    assert busy == 0, sessions
+    assert opened <= int(SMALL_POOL["DATABASE_POOL_SIZE"]), sessions
+
+
+def check_outage(base: str, resource: str, headers: dict[str, str], server: DatabaseServer) -> None:
+    """Stop the database: /ready and every database route answer 503 (JSON, Retry-After)
+    without hanging, /health stays 200, and all recover without restarting the app."""
+    server.pause()
+    try:
+        wait_for_status(f"{base}/ready", 503, timeout=20)
+        assert get_status(f"{base}/health") == 200
+        assert_fast_503(httpx.get(resource, headers=headers, timeout=HANG_TIMEOUT))
+    finally:
+        server.resume()
+    wait_for_status(f"{base}/ready", 200, timeout=30)
+    assert httpx.get(resource, headers=headers, timeout=30).status_code == 200
+
+
+def database_of(url: str) -> str:
+    """What a database URL names: the file for SQLite, the database on a server."""
+    if url.startswith("sqlite"):
+        return url.split(":///", 1)[1]
+    return urllib.parse.urlsplit(url).path.lstrip("/")
+
+
+@contextmanager
+def locked_table(url: str, table: str, server: DatabaseServer | None) -> Iterator[None]:
+    """Another session holds `table` exclusively: the app's queries on it wait."""
+    if server is not None:
+        with server.locked_table(database_of(url), table):
+            yield
+        return
+    connection = sqlite3.connect(database_of(url), isolation_level=None)
+    connection.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        connection.execute("COMMIT")
+        connection.close()
+
+
+def stored_descriptions(
+    url: str, table: str, name: str, server: DatabaseServer | None
+) -> list[str]:
+    sql = f"SELECT description FROM {table} WHERE name = '{name}'"  # noqa: S608  # test data
+    if server is not None:
+        return server.query(database_of(url), sql).splitlines()
+    with closing(sqlite3.connect(database_of(url))) as connection:
+        return [row[0] for row in connection.execute(sql)]
+
+
+def check_sigterm_finishes_requests_in_flight(
+    process: subprocess.Popen[bytes],
+    base: str,
+    resource: str,
+    headers: dict[str, str],
+    env: dict[str, str],
+    server: DatabaseServer | None,
+    table: str,
+) -> None:
+    """SIGTERM (a deploy, a scale-down) while a create waits on a database lock: the server
+    stops accepting connections, finishes the create, then exits. The row is complete."""
+    answers: list[httpx.Response | Exception] = []
+
+    def create() -> None:
+        item = {"name": "in-flight", "description": "written in full"}
+        try:
+            answers.append(httpx.post(resource, json=item, headers=headers, timeout=60))
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    request = threading.Thread(target=create)
+    with locked_table(env["DATABASE_URL"], table, server):
+        request.start()
+        time.sleep(1.0)  # the create reaches the app and waits for the lock
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert process.poll() is None, "exited with a request in flight"
+        assert get_status(f"{base}/health") == 0, "still accepting connections after SIGTERM"
+    request.join(timeout=HANG_TIMEOUT)
+    process.wait(timeout=HANG_TIMEOUT)
+
+    assert len(answers) == 1
+    answer = answers[0]
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.status_code == 201, answer.text
+    stored = stored_descriptions(env["DATABASE_URL"], table, "in-flight", server)
+    assert stored == ["written in full"]
+
+
 def serve_and_probe(
     project: Path, variant: Variant, env: dict[str, str], server: DatabaseServer | None
 ) -> None:
     """Start the app the way the container does, then check /health and /ready.
 
-    With a real server, stop the database: /ready turns 503 and recovers without restarting
-    the app once the database is back.
+    On PostgreSQL, a load run with more clients than pooled connections. With a real
+    server, stop the database: /ready and the routes turn 503 and recover without
+    restarting the app once the database is back. Last, SIGTERM with a request in flight.
     """
     port = free_port()
     command = [
@@ -251,31 +432,36 @@ def serve_and_probe(
         "--port",
         str(port),
     ]
-    process = subprocess.Popen(
-        command,
-        cwd=project,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = project / "serve.log"
+    with log.open("wb") as output:  # a file, not a pipe: a load run logs thousands of lines
+        process = subprocess.Popen(
+            command,
+            cwd=project,
+            env={**os.environ, **env, **SMALL_POOL},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
+    table = variant.domains[0]
+    resource = f"{base}/{table.replace('_', '-')}"
     try:
         wait_for_status(f"{base}/health", 200)
         wait_for_status(f"{base}/ready", 200)
+        headers = sign_in(base, variant)
+        if server is not None and variant.database == "postgresql":
+            check_load(base, resource, headers, server, database_of(env["DATABASE_URL"]))
         if server is not None:
-            server.pause()
-            try:
-                wait_for_status(f"{base}/ready", 503, timeout=20)
-                assert get_status(f"{base}/health") == 200
-            finally:
-                server.resume()
-            wait_for_status(f"{base}/ready", 200, timeout=30)
+            check_outage(base, resource, headers, server)
+        check_sigterm_finishes_requests_in_flight(
+            process, base, resource, headers, env, server, table
+        )
     finally:
-        output = stop_gracefully(process)
+        stop_gracefully(process)
+    output_text = log.read_text(errors="replace")
     # Graceful shutdown on SIGTERM: uvicorn finishes the lifespan, then re-raises the signal.
-    assert process.returncode in {0, -signal.SIGTERM}, output
-    assert "Application shutdown complete" in output, output
-    assert "Traceback" not in output, output
+    assert process.returncode in {0, -signal.SIGTERM}, output_text
+    assert "Application shutdown complete" in output_text, output_text
+    assert "Traceback" not in output_text, output_text
 
 
 def new_revision_for_a_model_change(

@@ -2,16 +2,30 @@
 
 Every error response has one shape:
     {"error": {"code": "post_not_found", "message": "Post not found", "details": []}}
+
+The OpenAPI schema documents that shape for every error status an operation can answer:
+routes list their own errors with `responses=error_responses(...)`, and
+`document_error_responses` adds the ones the framework produces (400, 401, 413, 422).
 """
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+# How long clients are asked to wait before retrying a 503.
+RETRY_AFTER_SECONDS = 5
 
 
 class AppError(Exception):
@@ -46,6 +60,13 @@ class ConflictError(AppError):
     message = "Resource conflicts with the current state"
 
 
+class VersionConflictError(ConflictError):
+    """A write based on an outdated version of the resource (optimistic concurrency)."""
+
+    code = "version_conflict"
+    message = "The resource was changed by another request: fetch it again and retry"
+
+
 class NotAuthenticatedError(AppError):
     status_code = status.HTTP_401_UNAUTHORIZED
     code = "not_authenticated"
@@ -59,8 +80,45 @@ class PermissionDeniedError(AppError):
     message = "You are not allowed to do this"
 
 
+class RequestTooLargeError(AppError):
+    status_code = status.HTTP_413_CONTENT_TOO_LARGE
+    code = "request_too_large"
+    message = "Request body is too large"
+
+
+class ServiceUnavailableError(AppError):
+    """The database cannot serve the request now: down, or no free pooled connection."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "service_unavailable"
+    message = "The service is temporarily unavailable: retry later"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}  # noqa: RUF012
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[Any]
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorBody
+
+
 def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the errors a route raises, grouped by status."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        entry = responses.setdefault(error.status_code, {"model": ErrorResponse})
+        described = entry.get("description")
+        entry["description"] = f"{described}; {error.message}" if described else error.message
+    return responses
 
 
 async def _app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -92,9 +150,87 @@ async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Lost or refused connections, lock timeouts, an exhausted pool: 503, not a 500.
+
+    One warning line per request and no traceback: an outage must not flood the logs.
+    Any other database error is a bug: re-raised, so it is logged and answered 500.
+    """
+    unavailable = isinstance(exc, OperationalError | PoolTimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if not unavailable:
+        raise exc
+    cause = getattr(exc, "orig", None) or exc
+    reason = (str(cause).splitlines() or [type(cause).__name__])[0]
+    logger.warning("Database unavailable: %s", reason)
+    return await _app_error_handler(request, ServiceUnavailableError())
+
+
+async def _stale_data_handler(request: Request, _exc: Exception) -> JSONResponse:
+    """An UPDATE or DELETE matched no row at the version it read: a concurrent write won."""
+    return await _app_error_handler(request, VersionConflictError())
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
+    app.add_exception_handler(PoolTimeoutError, _database_error_handler)
+    app.add_exception_handler(StaleDataError, _stale_data_handler)
     # Unhandled exceptions: core.middleware logs them once (with the request id) and
     # answers with error_body(AppError.code, AppError.message).
+
+
+# Error statuses the framework answers by itself, documented on the operations concerned.
+FRAMEWORK_ERRORS = {
+    "400": "Request body could not be parsed",
+    "401": NotAuthenticatedError.message,
+    "413": RequestTooLargeError.message,
+    "422": "Request is invalid",
+}
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+
+def document_error_responses(app: FastAPI) -> None:
+    """Make the OpenAPI schema describe the error responses the app really sends.
+
+    FastAPI documents 422 with its own `{"detail": [...]}` body; ours is `ErrorResponse`.
+    Operations with a body can also answer 400 (unparsable) and 413 (too large), and
+    operations with a security requirement 401. Every 4xx gets the `ErrorResponse` body.
+    """
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(error_schema.pop("$defs", {}))
+        components[ErrorResponse.__name__] = error_schema
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                _document_framework_errors(operation)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
+
+
+def _document_framework_errors(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    statuses = ["422"] if "422" in responses else []
+    if "requestBody" in operation:
+        statuses += ["400", "413"]
+    if operation.get("security"):
+        statuses.append("401")
+    for status_code in statuses:
+        described = responses.get(status_code, {}).get("description")
+        responses[status_code] = {"description": described or FRAMEWORK_ERRORS[status_code]}
+    for status_code, response in responses.items():
+        if status_code.startswith("4"):  # every client error has the one error shape
+            response["content"] = ERROR_CONTENT

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Dialect, MetaData
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # Stable constraint names keep migrations reviewable and reversible on every backend.
@@ -59,3 +59,17 @@ class Base(DeclarativeBase):
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class VersionMixin:
+    """Optimistic concurrency: every UPDATE and DELETE names the `version` it read and bumps it.
+
+    A write whose version another request already changed matches no row: SQLAlchemy
+    raises StaleDataError, answered 409 `version_conflict` (core.exceptions).
+    """
+
+    version: Mapped[int] = mapped_column()
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805  # declared_attr gets the class
+        return {"version_id_col": cls.version}

@@ -7,6 +7,8 @@ from pydantic import BaseModel
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# Larger offsets would overflow the database's integer parameters (a 500, not a page).
+MAX_OFFSET = 2_147_483_647
 
 
 class PageParams(BaseModel):
@@ -16,7 +18,7 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
