@@ -187,9 +187,13 @@ def register_exception_handlers(app: FastAPI) -> None:
 FRAMEWORK_ERRORS = {
     "400": "Request body could not be parsed",
     "401": NotAuthenticatedError.message,
+    "403": "Cross-site request refused (missing or wrong CSRF token)",
     "413": RequestTooLargeError.message,
     "422": "Request is invalid",
 }
+# The security scheme of a CSRF token (auth=session): unsafe methods may answer 403.
+CSRF_SCHEME = "CsrfToken"
+UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
 ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 
 
@@ -213,21 +217,24 @@ def document_error_responses(app: FastAPI) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                _document_framework_errors(operation)
+            for method, operation in path.items():
+                _document_framework_errors(method, operation)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
 
 
-def _document_framework_errors(operation: dict[str, Any]) -> None:
+def _document_framework_errors(method: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     statuses = ["422"] if "422" in responses else []
     if "requestBody" in operation:
         statuses += ["400", "413"]
-    if operation.get("security"):
+    security = operation.get("security", [])
+    if security:
         statuses.append("401")
+    if method in UNSAFE_METHODS and any(CSRF_SCHEME in scheme for scheme in security):
+        statuses.append("403")
     for status_code in statuses:
         described = responses.get(status_code, {}).get("description")
         responses[status_code] = {"description": described or FRAMEWORK_ERRORS[status_code]}
