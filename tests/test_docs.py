@@ -177,8 +177,14 @@ def guide_variants(targets: Iterable[str]) -> list[Variant]:
 
 
 def representatives(targets: Iterable[str]) -> list[Variant]:
-    """One variant per target: the first of the matrix."""
-    return [guide_variants([target])[0] for target in targets]
+    """One variant per target (the first of the matrix), then one per auth style not yet
+    covered: the overview names settings of every style."""
+    targets = list(targets)
+    chosen = [guide_variants([target])[0] for target in targets]
+    for auth in choices("auth"):
+        if not any(variant.auth == auth for variant in chosen):
+            chosen.append(next(v for v in guide_variants(targets) if v.auth == auth))
+    return chosen
 
 
 def page_variants(page: str) -> list[Variant]:
