@@ -31,6 +31,14 @@ RENDER_SECONDS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One mypy cache per worker, shared by the projects it checks: the libraries' stubs
+    (FastAPI, SQLAlchemy, pydantic) are analysed once, not once per variant. mypy keys its
+    cache by Python version and re-checks any module whose source or dependencies differ."""
+    return {"MYPY_CACHE_DIR": str(tmp_path_factory.mktemp("mypy-cache"))}
+
+
+@pytest.fixture(scope="session")
 def render(copie_session) -> Callable[[Variant], Path]:  # pytest-copie is untyped
     """Render each variant once per test session (and per xdist worker)."""
     cache: dict[str, Path] = {}

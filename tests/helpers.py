@@ -177,6 +177,27 @@ class StepTimer:
         return result.stdout
 
 
+# Alembic's commands in one process: the CLI would import the application once per command.
+ALEMBIC_COMMANDS = """
+import sys
+
+from alembic import command
+from alembic.config import Config
+
+config = Config("alembic.ini")
+for step in sys.argv[1:]:
+    name, _, revision = step.partition(":")
+    getattr(command, name)(config, *filter(None, [revision]))
+"""
+
+
+def run_alembic(timer: StepTimer, step: str, *commands: str, env: dict[str, str]) -> None:
+    """Run `alembic <name> [<revision>]` for each "name[:revision]" in order; stop at the
+    first failure (`check` fails on any difference between the models and the migrations)."""
+    python = str(timer.project / ".venv" / "bin" / "python")
+    timer.run(step, python, "-c", ALEMBIC_COMMANDS, *commands, env=env)
+
+
 def uv_env(python_version: str) -> dict[str, str]:
     python = os.environ.get("UV_PYTHON") or find_python(python_version)
     if python is None:

@@ -25,6 +25,7 @@ from tests.helpers import (
     Variant,
     git,
     rendered_files,
+    run_alembic,
     uv_env,
 )
 from tests.release_repo import RELEASES, ReleaseRepo, build_release_repo
@@ -119,8 +120,7 @@ def test_adding_a_domain_merges_and_keeps_edits(template_snapshot: Path, tmp_pat
     timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=uv_env("3.12"))
     timer.run("pytest", str(project / ".venv/bin/pytest"), "-q", "-p", "no:cacheprovider")
     database = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'update.db'}"}
-    timer.run("alembic", str(project / ".venv/bin/alembic"), "upgrade", "heads", env=database)
-    timer.run("alembic", str(project / ".venv/bin/alembic"), "check", env=database)
+    run_alembic(timer, "alembic", "upgrade:heads", "check", env=database)
 
 
 @pytest.mark.slow
@@ -343,6 +343,7 @@ def test_edited_release_project_keeps_its_edits_and_passes_its_suite(
     release_repo: ReleaseRepo,
     tmp_path: Path,
     version: str,
+    mypy_cache: dict[str, str],
     record_property: Callable[[str, object], None],
 ) -> None:
     project = copy_at(release_repo, f"v{version}", tmp_path / "project", {})
@@ -370,11 +371,10 @@ def test_edited_release_project_keeps_its_edits_and_passes_its_suite(
         venv = project / ".venv/bin"
         timer.run("ruff", str(venv / "ruff"), "check", ".")
         timer.run("ruff", str(venv / "ruff"), "format", "--check", ".")
-        timer.run("mypy", str(venv / "mypy"))
+        timer.run("mypy", str(venv / "mypy"), env=mypy_cache)
         timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider")
         database = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'update.db'}"}
-        timer.run("alembic", str(venv / "alembic"), "upgrade", "heads", env=database)
-        timer.run("alembic", str(venv / "alembic"), "check", env=database)
+        run_alembic(timer, "alembic", "upgrade:heads", "check", env=database)
     finally:
         row = {"variant": f"update from v{version}", "steps": timer.steps}
         record_property("variant_timing", json.dumps(row))

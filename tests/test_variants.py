@@ -33,6 +33,7 @@ from tests.helpers import (
     app_key,
     package_name,
     rendered_files,
+    run_alembic,
     stop_gracefully,
     suite_variants,
     uv_env,
@@ -486,9 +487,7 @@ def new_revision_for_a_model_change(
     assert "op.add_column" in revision.read_text(encoding="utf-8")
     for ruff in (["check", "--no-cache", str(revision)], ["format", "--check", str(revision)]):
         timer.run("revision", str(BIN / "ruff"), *ruff)
-    alembic = str(project / ".venv" / "bin" / "alembic")
-    timer.run("revision", alembic, "upgrade", "heads", env=env)
-    timer.run("revision", alembic, "check", env=env)
+    run_alembic(timer, "revision", "upgrade:heads", "check", env=env)
 
 
 @pytest.mark.slow
@@ -497,6 +496,7 @@ def test_project_passes_its_own_checks(
     render: Callable[[Variant], Path],
     variant: Variant,
     database_servers: dict[str, DatabaseServer],
+    mypy_cache: dict[str, str],
     record_property: Callable[[str, object], None],
 ) -> None:
     """uv sync, mypy --strict, pytest with the coverage gate, the migration cycle on the
@@ -508,19 +508,20 @@ def test_project_passes_its_own_checks(
     try:
         timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=env)
         venv = project / ".venv" / "bin"
-        timer.run("mypy", str(venv / "mypy"))
+        timer.run("mypy", str(venv / "mypy"), env=mypy_cache)
         timer.run("lint-imports", str(venv / "lint-imports"))
         url, server = database_url_for(variant, project, database_servers)
         database = {"DATABASE_URL": url, "TEST_DATABASE_URL": url}
         timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider", env=database)
-        alembic = str(venv / "alembic")
-        for command in (
-            ["upgrade", "heads"],
-            ["check"],
-            ["downgrade", "base"],
-            ["upgrade", "heads"],
-        ):
-            timer.run("alembic", alembic, *command, env=database)
+        run_alembic(
+            timer,
+            "alembic",
+            "upgrade:heads",
+            "check",
+            "downgrade:base",
+            "upgrade:heads",
+            env=database,
+        )
         started = time.perf_counter()
         serve_and_probe(project, variant, database, server)
         timer.steps["serve"] = time.perf_counter() - started
