@@ -23,7 +23,6 @@ import yaml
 from tests.helpers import BIN, VARIANTS, StepTimer, Variant, stop_gracefully, uv_env
 from tests.servers import free_port
 from tests.test_variants import (
-    YAMLLINT_CONFIG,
     get_status,
     parametrize_variants,
     run_tool,
@@ -54,18 +53,6 @@ def test_none_has_no_deployment_files(render: Callable[[Variant], Path], variant
     for path in ("deploy", "Dockerfile", ".dockerignore", "compose.yaml"):
         assert not (project / path).exists(), path
     assert not (project / ".github/workflows/deploy.yml").exists()
-
-
-@variants_for("docker", "kubernetes", "cloud_run", "vps")
-def test_all_yaml_passes_yamllint(render: Callable[[Variant], Path], variant: Variant) -> None:
-    project = render(variant)
-    yaml_files = sorted(
-        str(path.relative_to(project))
-        for pattern in ("deploy/**/*.yaml", ".github/workflows/*.yml", "*.yaml")
-        for path in project.glob(pattern)
-    )
-    assert yaml_files
-    run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, *yaml_files)
 
 
 @variants_for(*CONTAINER_TARGETS)
