@@ -269,3 +269,46 @@ def test_release_script_in_a_clone_then_tags_in_a_clone_without_tags(tmp_path: P
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == f"v{version}"
     assert "Released by the release test." in (project / "README.md").read_text()
+
+
+def questions(copier_yml: dict) -> dict[str, list[str] | None]:
+    """Each question of a copier.yml with its choice values (None: a free answer)."""
+    found: dict[str, list[str] | None] = {}
+    for name, spec in copier_yml.items():
+        if name.startswith("_") or not isinstance(spec, dict):
+            continue
+        raw = spec.get("choices")
+        values = raw.values() if isinstance(raw, dict) else raw
+        found[name] = None if values is None else [str(value) for value in values]
+    return found
+
+
+def answers_lost_since(released: dict, current: dict) -> list[str]:
+    """Questions and choices a project generated at `released` may have recorded, that
+    `current` no longer asks or offers, and that no `_migrations` entry of `current` names."""
+    migrations = yaml.safe_dump(current.get("_migrations", []))
+    now = questions(current)
+    lost = []
+    for name, choices in questions(released).items():
+        if name not in now:
+            lost.append(name)
+        elif choices is not None and now[name] is not None:
+            lost.extend(f"{name}={value}" for value in choices if value not in now[name])
+    return [answer for answer in lost if answer.rpartition("=")[2] not in migrations]
+
+
+def test_answers_lost_since_names_removed_questions_and_choices() -> None:
+    released = {"auth": {"choices": {"JWT": "jwt", "None": "none"}}, "old_name": {"type": "str"}}
+    current = {"auth": {"choices": ["jwt"]}, "new_name": {"type": "str"}}
+    assert answers_lost_since(released, current) == ["auth=none", "old_name"]
+    migrated = {**current, "_migrations": [{"command": "rename old_name new_name; none"}]}
+    assert answers_lost_since(released, migrated) == []
+
+
+@pytest.mark.parametrize("version", list(RELEASES))
+def test_every_released_answer_still_means_something(version: str) -> None:
+    """A renamed or removed question or choice needs a `_migrations` entry (named in its
+    command), or `copier update` would carry an answer the template no longer understands."""
+    released = yaml.safe_load(git(ROOT, "show", f"{RELEASES[version]}:copier.yml"))
+    current = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))
+    assert answers_lost_since(released, current) == []
