@@ -81,3 +81,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(
         f"{'sum over variants':<44}{'':>{13 * len(steps)}}{grand_total:>10.1f}"
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: with two workers, a long variant suite that starts last leaves one
+    worker idle at the end, while the many quick render checks fill the gaps well."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
