@@ -4,8 +4,9 @@ Every error response has one shape:
     {"error": {"code": "post_not_found", "message": "Post not found", "details": []}}
 
 The OpenAPI schema documents that shape for every error status an operation can answer:
-routes list their own errors with `responses=error_responses(...)`, and
-`document_error_responses` adds the ones the framework produces (400, 401, 413, 422).
+routes list their own errors with `responses=error_responses(...)`,
+`document_error_responses` adds the ones the framework produces (400, 401, 413, 422), and
+`document_error` those that other modules raise for many operations at once.
 """
 
 import logging
@@ -187,22 +188,33 @@ def register_exception_handlers(app: FastAPI) -> None:
 FRAMEWORK_ERRORS = {
     "400": "Request body could not be parsed",
     "401": NotAuthenticatedError.message,
-    "403": "Cross-site request refused (missing or wrong CSRF token)",
     "413": RequestTooLargeError.message,
     "422": "Request is invalid",
 }
-# The security scheme of a CSRF token (auth=session): unsafe methods may answer 403.
-CSRF_SCHEME = "CsrfToken"
-UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
 ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+# Whether an operation, given its method and OpenAPI operation object, can answer an error.
+OperationFilter = Callable[[str, dict[str, Any]], bool]
+# Errors documented on the operations their filter picks: see `document_error`.
+_shared_errors: list[tuple[str, str, OperationFilter]] = []
+
+
+def document_error(status_code: int, description: str, *, on: OperationFilter) -> None:
+    """Document an error on every operation `on(method, operation)` picks.
+
+    For errors no route lists in `responses=` because many routes share them, such as those
+    of a security dependency. Call it on import, before the schema is first generated.
+    """
+    _shared_errors.append((str(status_code), description, on))
 
 
 def document_error_responses(app: FastAPI) -> None:
     """Make the OpenAPI schema describe the error responses the app really sends.
 
     FastAPI documents 422 with its own `{"detail": [...]}` body; ours is `ErrorResponse`.
-    Operations with a body can also answer 400 (unparsable) and 413 (too large), and
-    operations with a security requirement 401. Every 4xx gets the `ErrorResponse` body.
+    Operations with a body can also answer 400 (unparsable) and 413 (too large),
+    operations with a security requirement 401, and those a `document_error` filter picks
+    its error. Every 4xx gets the `ErrorResponse` body.
     """
     generate: Callable[[], dict[str, Any]] = app.openapi
 
@@ -218,26 +230,29 @@ def document_error_responses(app: FastAPI) -> None:
         components.pop("ValidationError", None)
         for path in schema.get("paths", {}).values():
             for method, operation in path.items():
-                _document_framework_errors(method, operation)
+                _document_implicit_errors(method, operation)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's way to extend the schema
 
 
-def _document_framework_errors(method: str, operation: dict[str, Any]) -> None:
+def _document_implicit_errors(method: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     statuses = ["422"] if "422" in responses else []
     if "requestBody" in operation:
         statuses += ["400", "413"]
-    security = operation.get("security", [])
-    if security:
+    if operation.get("security"):
         statuses.append("401")
-    if method in UNSAFE_METHODS and any(CSRF_SCHEME in scheme for scheme in security):
-        statuses.append("403")
-    for status_code in statuses:
+    errors = [(status_code, FRAMEWORK_ERRORS[status_code]) for status_code in statuses]
+    errors += [
+        (status_code, description)
+        for status_code, description, applies in _shared_errors
+        if applies(method, operation)
+    ]
+    for status_code, description in errors:
         described = responses.get(status_code, {}).get("description")
-        responses[status_code] = {"description": described or FRAMEWORK_ERRORS[status_code]}
+        responses[status_code] = {"description": described or description}
     for status_code, response in responses.items():
         if status_code.startswith("4"):  # every client error has the one error shape
             response["content"] = ERROR_CONTENT
