@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,7 +84,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
 
 
+@pytest.fixture
+def render_copy(render: Callable[[Variant], Path], tmp_path: Path) -> Callable[[Variant], Path]:
+    """A private copy of a variant's render, for tests that install, run or edit the
+    project: the shared render stays exactly as Copier wrote it for the other checks."""
+
+    def _render_copy(variant: Variant) -> Path:
+        return Path(shutil.copytree(render(variant), tmp_path / "project"))
+
+    return _render_copy
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests first: with two workers, a long variant suite that starts last leaves one
-    worker idle at the end, while the many quick render checks fill the gaps well."""
+    worker idle at the end, while the many quick render checks fill the gaps well. (Slow
+    tests work on `render_copy`, so the order never changes what the quick checks see.)"""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

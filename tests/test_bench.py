@@ -73,10 +73,10 @@ def test_every_auth_style_runs_make_bench() -> None:
 @pytest.mark.slow
 @parametrize_variants(SQLITE_APPS)
 def test_make_bench_runs(
-    render: Callable[[Variant], Path], variant: Variant, tmp_path: Path
+    render_copy: Callable[[Variant], Path], variant: Variant, tmp_path: Path
 ) -> None:
     """`make bench` end to end with a tiny duration: every scenario answered, none failed."""
-    project = render(variant)
+    project = render_copy(variant)
     env = {
         **os.environ,
         **uv_env(variant.python_version),

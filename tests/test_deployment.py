@@ -497,12 +497,12 @@ def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], varian
 
 @pytest.mark.slow
 def test_container_command_serves_health_outside_a_container(
-    render: Callable[[Variant], Path],
+    render_copy: Callable[[Variant], Path],
 ) -> None:
     """Run the Dockerfile's CMD as written (PORT set, uvicorn from the synced venv on PATH)
     and hit /health; SIGTERM then shuts it down gracefully."""
     variant = next(v for v in VARIANTS if v.id == "sqlite-jwt-docker")
-    project = render(variant)
+    project = render_copy(variant)
     timer = StepTimer(project)
     timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=uv_env(variant.python_version))
     port = free_port()

@@ -499,7 +499,7 @@ def new_revision_for_a_model_change(
 @pytest.mark.slow
 @parametrize_variants(suite_variants())
 def test_project_passes_its_own_checks(
-    render: Callable[[Variant], Path],
+    render_copy: Callable[[Variant], Path],
     variant: Variant,
     database_servers: dict[str, DatabaseServer],
     mypy_cache: dict[str, str],
@@ -507,7 +507,7 @@ def test_project_passes_its_own_checks(
 ) -> None:
     """uv sync, mypy --strict, pytest with the coverage gate, the migration cycle on the
     variant's real database, and the app serving /health and /ready."""
-    project = render(variant)
+    project = render_copy(variant)
     timer = StepTimer(project)
     timer.steps["render"] = RENDER_SECONDS.get(variant.id, 0.0)
     env = uv_env(variant.python_version)
