@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -32,9 +33,10 @@ MATRIX_QUESTIONS = ("database", "auth", "deployment")
 PYTHON_VERSIONS = [str(v) for v in COPIER_YML["python_version"]["choices"]]
 
 
-def choices(question: str) -> list[str]:
-    """The values of a choice question, read from copier.yml (labels -> values)."""
-    raw = COPIER_YML[question]["choices"]
+def choices(question: str, copier_yml: Mapping[str, Any] = COPIER_YML) -> list[str]:
+    """The values of a choice question (labels -> values), read from copier.yml or from
+    another version of it; none for a question without choices."""
+    raw = copier_yml[question].get("choices") or []
     return [str(value) for value in (raw.values() if isinstance(raw, dict) else raw)]
 
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from tests.helpers import GIT_ENV, ROOT, git
+from tests.helpers import GIT_ENV, ROOT, choices, git
 from tests.release_repo import RELEASES, clone_root, release, snapshot_version
 
 SCRIPT = ROOT / "scripts" / "release.py"
@@ -273,14 +273,11 @@ def test_release_script_in_a_clone_then_tags_in_a_clone_without_tags(tmp_path: P
 
 def questions(copier_yml: dict) -> dict[str, list[str] | None]:
     """Each question of a copier.yml with its choice values (None: a free answer)."""
-    found: dict[str, list[str] | None] = {}
-    for name, spec in copier_yml.items():
-        if name.startswith("_") or not isinstance(spec, dict):
-            continue
-        raw = spec.get("choices")
-        values = raw.values() if isinstance(raw, dict) else raw
-        found[name] = None if values is None else [str(value) for value in values]
-    return found
+    return {
+        name: choices(name, copier_yml) if "choices" in spec else None
+        for name, spec in copier_yml.items()
+        if not name.startswith("_") and isinstance(spec, dict)
+    }
 
 
 def answers_lost_since(released: dict, current: dict) -> list[str]:
@@ -289,11 +286,11 @@ def answers_lost_since(released: dict, current: dict) -> list[str]:
     migrations = yaml.safe_dump(current.get("_migrations", []))
     now = questions(current)
     lost = []
-    for name, choices in questions(released).items():
+    for name, offered in questions(released).items():
         if name not in now:
             lost.append(name)
-        elif choices is not None and now[name] is not None:
-            lost.extend(f"{name}={value}" for value in choices if value not in now[name])
+        elif offered is not None and now[name] is not None:
+            lost.extend(f"{name}={value}" for value in offered if value not in now[name])
     return [answer for answer in lost if answer.rpartition("=")[2] not in migrations]
 
 

@@ -24,6 +24,7 @@ from tests.helpers import (
     TEMPLATE_PATHS,
     StepTimer,
     Variant,
+    choices,
     git,
     is_forbidden,
     rendered_files,
@@ -188,15 +189,15 @@ def release_variants(version: str) -> list[Variant]:
     matrix question that release offered (round-robin, moving the database off a refused
     combination): no released choice is left out of the update tests."""
     released = yaml.safe_load(git(ROOT, "show", f"{RELEASES[version]}:copier.yml"))
-    values: dict[str, list[str]] = {}
-    for question in MATRIX_QUESTIONS:
-        raw = released.get(question, {}).get("choices")
-        if raw:
-            values[question] = [str(v) for v in (raw.values() if isinstance(raw, dict) else raw)]
+    values = {
+        question: choices(question, released)
+        for question in MATRIX_QUESTIONS
+        if question in released
+    }
     databases = values["database"]
     variants = []
-    for index in range(max(len(choices) for choices in values.values())):
-        answers = {question: choices[index % len(choices)] for question, choices in values.items()}
+    for index in range(max(len(offered) for offered in values.values())):
+        answers = {question: offered[index % len(offered)] for question, offered in values.items()}
         for shift in range(len(databases)):
             if not is_forbidden(answers):
                 break

@@ -138,7 +138,7 @@ def test_ci_and_deployment_files_validate(
         str(BIN / "check-jsonschema"),
         "--builtin-schema",
         "vendor.github-workflows",
-        *sorted(str(path.relative_to(project)) for path in project.glob(".github/workflows/*.yml")),
+        ".github/workflows/ci.yml",
     )
     if variant.deployment == "docker":
         run_tool(
