@@ -558,7 +558,7 @@ def health_after(base_url: str) -> float:
 def login_flood(
     load: ModuleType, generated: Generated, figures: dict[str, Any], args: argparse.Namespace
 ) -> None:
-    """50 concurrent logins (argon2id, 2 hashes at a time) while reading: who waits?"""
+    """50 concurrent logins (production argon2id costs) while reading: who waits?"""
     login = load.Request(
         "POST",
         "/auth/login",
