@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import BIN, VARIANTS, StepTimer, Variant, stop_gracefully, uv_env
+from tests.helpers import (
+    BIN,
+    VARIANTS,
+    StepTimer,
+    Variant,
+    package_name,
+    stop_gracefully,
+    uv_env,
+)
 from tests.servers import free_port
 from tests.test_variants import (
     get_status,
@@ -77,6 +85,13 @@ def dockerfile_cmd(project: Path) -> list[str]:
     ]
     assert len(lines) == 1, lines
     return list(json.loads(lines[0].removeprefix("CMD ")))
+
+
+def dockerfile_final_sync(project: Path) -> list[str]:
+    """The options of the Dockerfile's last `uv sync`: the one that installs the project."""
+    syncs = re.findall(r"^\s*uv sync(.*)$", (project / "Dockerfile").read_text(), re.MULTILINE)
+    assert syncs, "the Dockerfile installs nothing with uv sync"
+    return syncs[-1].split()
 
 
 # --------------------------------------------------------------------------- kubernetes
@@ -499,12 +514,20 @@ def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], varian
 def test_container_command_serves_health_outside_a_container(
     render_copy: Callable[[Variant], Path],
 ) -> None:
-    """Run the Dockerfile's CMD as written (PORT set, uvicorn from the synced venv on PATH)
-    and hit /health; SIGTERM then shuts it down gracefully."""
+    """Install the project as the image does, run the Dockerfile's CMD as written (PORT set,
+    uvicorn from the synced venv on PATH) and hit /health; SIGTERM then shuts it down
+    gracefully. The image runs the installed, compiled package, not the source tree."""
     variant = next(v for v in VARIANTS if v.id == "sqlite-jwt-docker")
     project = render_copy(variant)
     timer = StepTimer(project)
-    timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=uv_env(variant.python_version))
+    sync_options = dockerfile_final_sync(project)
+    assert "--no-editable" in sync_options  # else the image compiles src/ at every start
+    env = {**uv_env(variant.python_version), "UV_COMPILE_BYTECODE": "1"}
+    timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", *sync_options, env=env)
+    package = package_name(variant.answers)
+    installed = list((project / ".venv/lib").glob(f"python*/site-packages/{package}/main.py"))
+    assert len(installed) == 1, "the project is not installed into the virtualenv"
+    assert list((installed[0].parent / "__pycache__").glob("main.*.pyc"))
     port = free_port()
     env = {
         **os.environ,
