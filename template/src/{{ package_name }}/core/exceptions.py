@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # How long clients are asked to wait before retrying a 503.
 RETRY_AFTER_SECONDS = 5
+# SQLSTATE of a statement the server cancelled (PostgreSQL's statement_timeout).
+QUERY_CANCELED = "57014"
 
 
 class AppError(Exception):
@@ -152,13 +154,15 @@ async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse
 
 
 async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Lost or refused connections, lock timeouts, an exhausted pool: 503, not a 500.
+    """Lost or refused connections, lock and statement timeouts, an exhausted pool: 503,
+    not a 500.
 
     One warning line per request and no traceback: an outage must not flood the logs.
     Any other database error is a bug: re-raised, so it is logged and answered 500.
     """
     unavailable = isinstance(exc, OperationalError | PoolTimeoutError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+        isinstance(exc, DBAPIError)
+        and (exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED)
     )
     if not unavailable:
         raise exc
