@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Variant
+from tests.servers import DatabaseServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,6 +30,18 @@ def _hermetic_copier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 
 
 RENDER_SECONDS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def database_servers() -> Iterator[dict[str, DatabaseServer]]:
+    """Real PostgreSQL / MariaDB servers, started on first use (per xdist worker), stopped
+    at the end: `tests.test_variants.database_url_for` hands out a fresh database on them."""
+    servers: dict[str, DatabaseServer] = {}
+    try:
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 @pytest.fixture(scope="session")

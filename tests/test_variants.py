@@ -205,17 +205,6 @@ def test_variants_sharing_an_application_render_it_identically(
         assert len(set(digests.values())) == 1, digests
 
 
-@pytest.fixture(scope="session")
-def database_servers() -> Iterator[dict[str, DatabaseServer]]:
-    """Real PostgreSQL / MariaDB servers, started on first use, stopped at the end."""
-    servers: dict[str, DatabaseServer] = {}
-    try:
-        yield servers
-    finally:
-        for server in servers.values():
-            server.stop()
-
-
 def database_url_for(
     variant: Variant, project: Path, servers: dict[str, DatabaseServer]
 ) -> tuple[str, DatabaseServer | None]:
