@@ -23,21 +23,22 @@ from tests.helpers import BIN, ROOT
 DOWN = "\x1b[B"
 ENTER = "\r"
 CLEAR_LINE = "\x15"  # Ctrl-U: drop the pre-filled default of an input prompt
-ROWS, COLUMNS = 50, 200
+ROWS = 50
 TIMEOUT = 30.0
 
 
 class Questionnaire:
     """One `copier copy` session in a pseudo-terminal, read through a terminal emulator
     (pyte): prompt_toolkit redraws only the cells that change, so the raw byte stream never
-    holds a message the way the screen shows it."""
+    holds a message the way the screen shows it. prompt_toolkit cuts lines at the right
+    edge rather than wrapping them: `columns` decides what a person can read."""
 
-    def __init__(self, destination: Path) -> None:
+    def __init__(self, destination: Path, columns: int = 200) -> None:
         self.destination = destination
         env = {
             **os.environ,  # COPIER_SETTINGS_PATH: the hermetic settings of tests/conftest.py
             "TERM": "xterm-256color",
-            "COLUMNS": str(COLUMNS),
+            "COLUMNS": str(columns),
             "LINES": str(ROWS),
             # prompt_toolkit asks the terminal where the cursor is and waits for an answer
             # that a bare pseudo-terminal never sends: skip the request.
@@ -47,9 +48,9 @@ class Questionnaire:
             str(BIN / "copier"),
             ["copy", "--vcs-ref", "HEAD", str(ROOT), str(destination)],
             env=env,
-            dimensions=(ROWS, COLUMNS),
+            dimensions=(ROWS, columns),
         )
-        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.screen = pyte.Screen(columns, ROWS)
         self.stream = pyte.ByteStream(self.screen)
         self.transcript = bytearray()
 
@@ -136,6 +137,24 @@ def test_sqlite_shows_multi_replica_targets_disabled_and_skips_them(
     assert (answers["database"], answers["deployment"]) == ("sqlite", "vps")
 
 
+def test_sqlite_refusal_is_readable_in_80_columns(tmp_path: Path) -> None:
+    """At 80 columns the reasons of the disabled choices are cut off: the question says it."""
+    questionnaire = Questionnaire(tmp_path / "project", columns=80)
+    try:
+        questionnaire.accept_identity_defaults()
+        questionnaire.answer("Domains of your backend")
+        questionnaire.answer("Database engine")
+        questionnaire.answer("Authentication style")
+        listing = questionnaire.expect("None (no deployment files)")
+        assert "Deployment target (with SQLite: not kubernetes or cloud_run)" in listing
+        assert "   - Kubernetes (" in listing
+        assert "   - Google Cloud Run (" in listing
+        questionnaire.send(ENTER)
+        assert questionnaire.finish()["deployment"] == "docker"
+    finally:
+        questionnaire.close()
+
+
 def test_postgresql_can_pick_kubernetes(questionnaire: Questionnaire) -> None:
     questionnaire.accept_identity_defaults()
     questionnaire.answer("Domains of your backend")
@@ -144,6 +163,7 @@ def test_postgresql_can_pick_kubernetes(questionnaire: Questionnaire) -> None:
     questionnaire.expect("Deployment target")
     listing = questionnaire.expect("None (no deployment files)")
     assert "- Kubernetes" not in listing
+    assert "with SQLite" not in listing
     questionnaire.send(DOWN + ENTER)
 
     answers = questionnaire.finish()
