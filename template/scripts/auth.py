@@ -50,6 +50,7 @@ class Revision:
     source: str
     revision: str
     down_revision: tuple[str, ...]
+    branch_labels: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -73,17 +74,41 @@ def parse_revision(path: Path, source: str) -> Revision | None:
                 fields[target.id] = ast.literal_eval(value)
             except ValueError:
                 continue
-    revision, down = fields.get("revision"), fields.get("down_revision")
+    revision = fields.get("revision")
     if not isinstance(revision, str):
         return None
-    parents = (down,) if isinstance(down, str) else tuple(down or ())  # type: ignore[arg-type]
-    return Revision(path=path, source=source, revision=revision, down_revision=parents)
+    return Revision(
+        path=path,
+        source=source,
+        revision=revision,
+        down_revision=_names(fields.get("down_revision")),
+        branch_labels=_names(fields.get("branch_labels")),
+    )
 
 
-def heads(revisions: list[Revision]) -> tuple[str, ...]:
-    """The revisions of a module that no other revision of it builds on."""
-    parents = {parent for revision in revisions for parent in revision.down_revision}
-    return tuple(sorted(r.revision for r in revisions if r.revision not in parents))
+def _names(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(item) for item in value) if isinstance(value, list | tuple) else ()
+
+
+def heads(revisions: list[Revision], module: str) -> tuple[str, ...]:
+    """The heads of a module's branch: the revisions that descend from the one labelled
+    with the module's name and that no other revision builds on. Revisions outside the
+    line, like the template's `<domain>_0002` (its own base, depending on `<domain>_0001`),
+    are left out: the project's revisions extend the line."""
+    children: dict[str, list[Revision]] = {}
+    for revision in revisions:
+        for parent in revision.down_revision:
+            children.setdefault(parent, []).append(revision)
+    line = [revision for revision in revisions if module in revision.branch_labels]
+    seen = {revision.revision for revision in line}
+    while line:
+        for child in children.get(line.pop().revision, []):
+            if child.revision not in seen:
+                seen.add(child.revision)
+                line.append(child)
+    return tuple(sorted(revision for revision in seen if revision not in children))
 
 
 def _creates(statement: ast.stmt, table: str) -> bool:
@@ -206,7 +231,7 @@ def write(new: NewRevision, package: str) -> Path:
     return path
 
 
-def _drop_owner_column(domain: str) -> str:
+def drop_owner(domain: str) -> str:
     # The foreign key goes first: MySQL refuses to drop an index or a column it uses.
     return (
         f'with op.batch_alter_table("{domain}") as batch_op:\n'
@@ -229,61 +254,39 @@ def _owner_constraints(domain: str) -> str:
     )
 
 
-def drop_owner(domain: str, parents: tuple[str, ...]) -> NewRevision:
-    # Downgrading re-adds the column, nullable: nobody can tell whose the rows were.
-    restore = (
+def restore_owner(domain: str) -> str:
+    # Nullable: nobody can tell whose the rows were.
+    return (
         f'with op.batch_alter_table("{domain}") as batch_op:\n'
         '        batch_op.add_column(sa.Column("owner_id", sa.Integer(), nullable=True))\n'
         + _owner_constraints(domain)
     )
-    return NewRevision(
-        folder=VERSIONS / domain,
-        slug=f"drop_{domain}_owner",
-        message=f"Drop the owner of {domain} rows (auth=none has no users).",
-        down_revision=parents,
-        upgrade=[_drop_owner_column(domain)],
-        downgrade=[restore],
-    )
 
 
-def add_owner(domain: str, parents: tuple[str, ...], owner: NewRevision) -> NewRevision:
-    """owner_id for every row: existing rows belong to OWNER_EMAIL's account."""
-    upgrade = [
+def add_owner(domain: str) -> list[str]:
+    """owner_id for every row of a domain: existing rows get `owner_id` (the owner's id)."""
+    return [
         f'with op.batch_alter_table("{domain}") as batch_op:\n'
         '        batch_op.add_column(sa.Column("owner_id", sa.Integer(), nullable=True))',
         f'rows = sa.table("{domain}", sa.column("owner_id", sa.Integer()))',
-        'users = sa.table("users", sa.column("id", sa.Integer()), sa.column("email", sa.String()))',
-        "owner_id = sa.select(users.c.id).where(users.c.email == OWNER_EMAIL).scalar_subquery()",
         "op.execute(rows.update().values(owner_id=owner_id))",
         f'with op.batch_alter_table("{domain}") as batch_op:\n'
         '        batch_op.alter_column("owner_id", existing_type=sa.Integer(), nullable=False)\n'
         + _owner_constraints(domain),
     ]
-    return NewRevision(
-        folder=VERSIONS / domain,
-        slug=f"add_{domain}_owner",
-        message=f"Give every {domain} row an owner: existing rows belong to the owner account.",
-        down_revision=parents,
-        depends_on=(owner.revision,),
-        upgrade=upgrade,
-        downgrade=[_drop_owner_column(domain)],
-        constants=owner.constants[:1],
-    )
 
 
-def create_owner(email: str, domains: list[str], parents: tuple[str, ...]) -> NewRevision:
-    """The owner of rows written while the API had no users, created only in a database
-    that has such rows: an inactive account whose password nobody knows (the hash of a
-    random secret that is never stored or shown), so nobody can log in as it."""
-    tables = ", ".join(f'"{domain}"' for domain in domains) + ("," if len(domains) == 1 else "")
-    upgrade = [
+def owner_of_existing_rows(domains: list[str]) -> list[str]:
+    """Statements creating the owner of rows written while the API had no users, only in a
+    database that has such rows: an inactive account whose password nobody knows (the hash
+    of a random secret that is never stored or shown), so nobody can log in as it. Then
+    `owner_id` is that account's id (NULL where it was not created: there are no rows)."""
+    return [
         "connection = op.get_bind()",
-        'tables = (sa.table(name, sa.column("id", sa.Integer())) for name in DOMAIN_TABLES)\n'
-        "    if not any(connection.execute(sa.select(t.c.id).limit(1)).first() for t in tables):\n"
-        "        return",
-        "now = datetime.now(UTC)",
+        'tables = [sa.table(name, sa.column("id", sa.Integer())) for name in DOMAIN_TABLES]',
         "users = sa.table(\n"
         '        "users",\n'
+        '        sa.column("id", sa.Integer()),\n'
         '        sa.column("email", sa.String()),\n'
         '        sa.column("hashed_password", sa.String()),\n'
         '        sa.column("role", sa.String()),\n'
@@ -291,29 +294,21 @@ def create_owner(email: str, domains: list[str], parents: tuple[str, ...]) -> Ne
         '        sa.column("created_at", UTCDateTime()),\n'
         '        sa.column("updated_at", UTCDateTime()),\n'
         "    )",
-        "op.execute(\n"
-        "        users.insert().values(\n"
-        "            email=OWNER_EMAIL,\n"
-        "            hashed_password=PasswordHash.recommended().hash(secrets.token_urlsafe(32)),\n"
-        '            role="user",\n'
-        "            is_active=False,\n"
-        "            created_at=now,\n"
-        "            updated_at=now,\n"
-        "        )\n"
-        "    )",
+        "if any(connection.execute(sa.select(t.c.id).limit(1)).first() for t in tables):\n"
+        "        now = datetime.now(UTC)\n"
+        "        unguessable = PasswordHash.recommended().hash(secrets.token_urlsafe(32))\n"
+        "        op.execute(\n"
+        "            users.insert().values(\n"
+        "                email=OWNER_EMAIL,\n"
+        "                hashed_password=unguessable,\n"
+        '                role="user",\n'
+        "                is_active=False,\n"
+        "                created_at=now,\n"
+        "                updated_at=now,\n"
+        "            )\n"
+        "        )",
+        "owner_id = sa.select(users.c.id).where(users.c.email == OWNER_EMAIL).scalar_subquery()",
     ]
-    return NewRevision(
-        folder=VERSIONS / "auth",
-        slug="create_owner_of_existing_rows",
-        message=f"Create {email}, the owner of the rows written before the API had users.",
-        down_revision=parents,
-        upgrade=upgrade,
-        downgrade=[
-            'users = sa.table("users", sa.column("email", sa.String()))',
-            "op.execute(users.delete().where(users.c.email == OWNER_EMAIL))",
-        ],
-        constants=[f'OWNER_EMAIL = "{email}"', f"DOMAIN_TABLES = ({tables})"],
-    )
 
 
 def plan(
@@ -326,14 +321,16 @@ def plan(
 ) -> list[NewRevision]:
     """The revisions that take a database from the old style's schema to the new one's.
 
-    Each new revision builds on a revision the version table holds at that point: alembic
-    mis-tracks a revision whose parent another revision's `depends_on` already absorbed
-    (users_0001, which auth_0001 and every domain's first revision depend on)."""
+    Each one extends the auth branch and only depends on the domains' branches: alembic's
+    version table keeps one row per line, and a revision whose parent another revision's
+    `depends_on` already absorbed (a domain's `_0001`, absorbed by its `_0002`) cannot be
+    recorded if it also depends on a revision the table holds."""
     known = replaced + history
 
     def module_heads(module: str) -> tuple[str, ...]:
-        return heads([revision for revision in history if revision.module == module])
+        return heads([revision for revision in history if revision.module == module], module)
 
+    domain_heads = tuple(head for domain in domains for head in module_heads(domain))
     if old != "none" and new != "none":
         new_table, old_table = CREDENTIAL_TABLES[new], CREDENTIAL_TABLES[old]
         return [
@@ -348,20 +345,28 @@ def plan(
         ]
     if new == "none":
         old_table = CREDENTIAL_TABLES[old]
-        owners = [drop_owner(domain, module_heads(domain)) for domain in domains]
-        users = NewRevision(
-            folder=RETIRED / "auth",
-            slug=f"drop_{old_table}_and_users",
-            message=f"Drop the {old_table} and users tables (switched from auth={old} to none).",
-            down_revision=module_heads("auth"),
-            depends_on=tuple(revision.revision for revision in owners),
-            upgrade=[f'op.drop_table("{old_table}")', 'op.drop_table("users")'],
-            downgrade=[
-                *table_definition("users", known),
-                *table_definition(old_table, known),
-            ],
-        )
-        return [*owners, users]
+        return [
+            NewRevision(
+                folder=RETIRED / "auth",
+                slug="drop_users",
+                message=(
+                    f"Switch auth from {old} to none: drop every owner_id, the {old_table} "
+                    "and the users tables."
+                ),
+                down_revision=module_heads("auth"),
+                depends_on=domain_heads,
+                upgrade=[
+                    *(drop_owner(domain) for domain in domains),
+                    f'op.drop_table("{old_table}")',
+                    'op.drop_table("users")',
+                ],
+                downgrade=[
+                    *table_definition("users", known),
+                    *table_definition(old_table, known),
+                    *(restore_owner(domain) for domain in domains),
+                ],
+            )
+        ]
     # From none: users_0001 and auth_0001 are new files and simply run, unless an earlier
     # switch to none left them in the history: then new revisions create the tables.
     if owner is None:
@@ -394,10 +399,26 @@ def plan(
             )
         )
         auth_head = (revisions[-1].revision,)
-    owner_revision = create_owner(owner, domains, auth_head)
-    owner_revision.depends_on = tuple(head for d in domains for head in module_heads(d))
-    revisions.append(owner_revision)
-    revisions += [add_owner(domain, module_heads(domain), owner_revision) for domain in domains]
+    tables = ", ".join(f'"{domain}"' for domain in domains) + ("," if len(domains) == 1 else "")
+    revisions.append(
+        NewRevision(
+            folder=VERSIONS / "auth",
+            slug="add_owners",
+            message=f"Switch auth from none to {new}: every domain row gets an owner.",
+            down_revision=auth_head,
+            depends_on=domain_heads,
+            upgrade=[
+                *owner_of_existing_rows(domains),
+                *(statement for domain in domains for statement in add_owner(domain)),
+            ],
+            downgrade=[
+                *(drop_owner(domain) for domain in domains),
+                'users = sa.table("users", sa.column("email", sa.String()))',
+                "op.execute(users.delete().where(users.c.email == OWNER_EMAIL))",
+            ],
+            constants=[f'OWNER_EMAIL = "{owner}"', f"DOMAIN_TABLES = ({tables})"],
+        )
+    )
     return revisions
 
 
