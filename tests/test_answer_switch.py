@@ -14,12 +14,15 @@ from pathlib import Path
 
 import copier
 import httpx
+import pexpect
+import pyte
 import pytest
 import yaml
 from copier import VcsRef
 
 from tests.helpers import BIN, git, package_name, stop_gracefully, uv_env
 from tests.servers import DatabaseServer, free_port
+from tests.test_questionnaire_pty import ENTER, Questionnaire
 from tests.test_update import template_snapshot, update  # noqa: F401  # fixture
 from tests.test_variants import wait_for_status
 
@@ -67,9 +70,48 @@ def status(project: Path) -> str:
 
 def test_plain_update_changing_auth_is_refused(template_snapshot: Path, tmp_path: Path) -> None:  # noqa: F811
     project = generate(template_snapshot, tmp_path / "project", auth="jwt")
-    with pytest.raises(ValueError, match=r"run `make switch-auth AUTH=session` instead"):
+    with pytest.raises(ValueError, match=r"the project has auth=jwt: change it with `make switc"):
         update(project, auth="session")
     assert status(project) == ""
+
+
+def test_interactive_update_shows_the_other_styles_disabled(
+    template_snapshot: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Copier gives a select prompt no question validator: each other style is disabled
+    in the list, with the command to use instead."""
+    project = generate(template_snapshot, tmp_path / "project", auth="session")
+    session = Questionnaire.__new__(Questionnaire)
+    session.destination = project
+    session.child = pexpect.spawn(
+        str(BIN / "copier"),
+        ["update", "--vcs-ref=:current:"],
+        cwd=project,
+        env={**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        dimensions=(50, 250),
+    )
+    session.screen = pyte.Screen(250, 50)
+    session.stream = pyte.ByteStream(session.screen)
+    session.transcript = bytearray()
+    try:
+        session.accept_identity_defaults()
+        session.answer("Domains of your backend")
+        session.answer("Database engine")
+        listing = session.expect("None (public API, no users module)")
+        for style in ("jwt", "api_key", "none"):
+            assert (
+                f"(the project has auth=session: change it with `make switch-auth AUTH={style}`, "
+                "which also writes the migrations)"
+            ) in listing, listing
+        assert "AUTH=session" not in listing
+        session.send(ENTER)  # the cursor starts on the current style
+        session.expect("Deployment target")
+        session.send(ENTER)
+        session.child.expect(pexpect.EOF, timeout=120)
+    finally:
+        session.close()
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["auth"] == "session"
 
 
 def test_switch_auth_refusals_change_nothing(template_snapshot: Path, tmp_path: Path) -> None:  # noqa: F811
