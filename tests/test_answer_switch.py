@@ -5,11 +5,12 @@ plain `copier update -d auth=...`, and `deployment` switched with `copier update
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import copier
@@ -399,3 +400,45 @@ def test_switching_deployment_swaps_its_files_only(
     install(project)
     env = {"DATABASE_URL": database_url(database, project, database_servers, f"dep{new}")}
     alembic(project, env, "upgrade heads", "check")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("styles", [("jwt", "session", "jwt"), ("jwt", "none", "session")])
+def test_switching_twice_keeps_a_valid_history(
+    template_snapshot: Path,  # noqa: F811
+    tmp_path: Path,
+    styles: tuple[str, str, str],
+) -> None:
+    """A second switch builds on the first: back to a style the history already created
+    (its table is created again), or from none back to users (users_0001 and auth_0001 are
+    already in the history, so new revisions create the tables again)."""
+    first, *others = styles
+    project = generate(template_snapshot, tmp_path / "project", auth=first)
+    install(project)
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--allow-empty", "--message", "installed")
+    database = tmp_path / "live.db"
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    alembic(project, env, "upgrade heads")
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO users (email, hashed_password, role, is_active, created_at, updated_at)"
+            " VALUES ('kept@example.com', 'x', 'user', 1, '2026-01-01', '2026-01-01')"
+        )
+        connection.execute(
+            "INSERT INTO posts (name, version, owner_id, created_at, updated_at)"
+            " VALUES ('kept', 1, 1, '2026-01-01', '2026-01-01')"
+        )
+    previous = first
+    for style in others:
+        result = switch_auth(project, style, OWNER if previous == "none" else "")
+        assert result.returncode == 0, result.stdout + result.stderr
+        install(project)
+        alembic(project, env, "upgrade heads", "check")
+        git(project, "add", "--all")
+        git(project, "commit", "--quiet", "--message", f"switch auth to {style}")
+        previous = style
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT name FROM posts").fetchall() == [("kept",)]
+    fresh = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"}
+    alembic(project, fresh, "upgrade heads", "check", "downgrade base", "upgrade heads", "check")

@@ -368,44 +368,33 @@ def plan(
             )
         ]
     # From none: users_0001 and auth_0001 are new files and simply run, unless an earlier
-    # switch to none left them in the history: then new revisions create the tables.
+    # switch to none left them in the history: then new revisions on the auth branch, after
+    # the one that dropped the tables, create them again.
     if owner is None:
         raise SwitchError("switching from auth=none needs OWNER")
     revisions: list[NewRevision] = []
-    replaced_modules = {revision.module for revision in replaced}
-    auth_head: tuple[str, ...] = ("auth_0001",)
-    if "users" in replaced_modules:
-        revisions.append(
-            NewRevision(
-                folder=VERSIONS / "users",
-                slug="create_users",
-                message="Create the users table again.",
-                down_revision=module_heads("users"),
-                upgrade=table_definition("users", known),
-                downgrade=['op.drop_table("users")'],
+    parent: tuple[str, ...] = ("auth_0001",)
+    if replaced:
+        parent = module_heads("auth")
+        for table, folder in (("users", "users"), (CREDENTIAL_TABLES[new], "auth")):
+            revisions.append(
+                NewRevision(
+                    folder=VERSIONS / folder,
+                    slug=f"create_{table}",
+                    message=f"Create the {table} table of auth={new}.",
+                    down_revision=parent,
+                    upgrade=table_definition(table, known),
+                    downgrade=[f'op.drop_table("{table}")'],
+                )
             )
-        )
-    if "auth" in replaced_modules:
-        table = CREDENTIAL_TABLES[new]
-        revisions.append(
-            NewRevision(
-                folder=VERSIONS / "auth",
-                slug=f"create_{table}",
-                message=f"Create the {table} table of auth={new}.",
-                down_revision=module_heads("auth"),
-                depends_on=tuple(revision.revision for revision in revisions),
-                upgrade=table_definition(table, known),
-                downgrade=[f'op.drop_table("{table}")'],
-            )
-        )
-        auth_head = (revisions[-1].revision,)
+            parent = (revisions[-1].revision,)
     tables = ", ".join(f'"{domain}"' for domain in domains) + ("," if len(domains) == 1 else "")
     revisions.append(
         NewRevision(
             folder=VERSIONS / "auth",
             slug="add_owners",
             message=f"Switch auth from none to {new}: every domain row gets an owner.",
-            down_revision=auth_head,
+            down_revision=parent,
             depends_on=domain_heads,
             upgrade=[
                 *owner_of_existing_rows(domains),
