@@ -5,6 +5,7 @@ plain `copier update -d auth=...`, and `deployment` switched with `copier update
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -394,7 +395,7 @@ def test_switching_deployment_swaps_its_files_only(
     update(project, deployment=new)
     assert not list(project.rglob("*.rej"))
     actual, wanted = project_files(project), project_files(expected)
-    assert [name for name, data in actual.items() if b"<<<<<<< " in data] == []
+    assert [name for name, data in actual.items() if re.search(rb"^<<<<<<< ", data, re.M)] == []
     assert sorted(actual) == sorted(wanted)
     assert [name for name in actual if actual[name] != wanted[name]] == []
     install(project)
