@@ -101,6 +101,7 @@ class Account:
     headers: dict[str, str] = field(default_factory=dict)
     refresh_token: str | None = None  # jwt
     api_key: str | None = None  # api_key
+    revoked: str | None = None  # jwt: a rotated refresh token; api_key: a revoked key
 
     def register(self, client: httpx.Client) -> dict[str, Any]:
         body = {"email": EMAIL, "password": PASSWORD, "full_name": FULL_NAME}
@@ -134,6 +135,7 @@ class Account:
         tokens = expect(
             client.post("/auth/refresh", json={"refresh_token": self.refresh_token}), 200
         )
+        self.revoked = self.revoked or self.refresh_token
         self.refresh_token = tokens["refresh_token"]
         self.headers = {"Authorization": f"Bearer {tokens['access_token']}"}
 
@@ -148,7 +150,10 @@ def write_rows(client: httpx.Client, account: Account, domains: list[str], versi
             account.refresh(client)
         if account.auth == "api_key":
             spare = {"email": EMAIL, "password": PASSWORD, "name": "spare key"}
-            expect(client.post("/auth/keys", json=spare), 201)
+            created = expect(client.post("/auth/keys", json=spare), 201)
+            key_id = created["api_key"]["id"]
+            expect(client.delete(f"/auth/keys/{key_id}", headers=account.headers), 204)
+            account.revoked = created["key"]
     for domain in domains:
         resource = f"/{domain.replace('_', '-')}"
         created = [

@@ -259,8 +259,8 @@ def check_updated_app(
 ) -> dict[str, Any]:
     """Old credentials still work, rows read back unchanged (a `version` the release did
     not have reads 1 on untouched rows), the same email and password sign in again, an old
-    row updates with the version it read and a stale version is refused. Returns what was
-    read back."""
+    row updates with the version it read and a stale version is refused, revoked
+    credentials stay refused. Returns what was read back."""
     if case.auth == "jwt":
         account.refresh(client)  # the refresh token issued at the release
     elif case.auth == "session":
@@ -295,4 +295,13 @@ def check_updated_app(
     assert stale.status_code == 409, stale.text
     new = {"name": "Written after the update ☕", "description": None}
     assert expect(client.post(resource, json=new, headers=fresh.headers), 201)["version"] == 1
+
+    # What was revoked at the release stays revoked (last: a reused refresh token may end
+    # every session of its family).
+    if case.auth == "api_key":
+        revoked = client.get("/users/me", headers={"X-API-Key": str(account.revoked)})
+        assert revoked.status_code == 401, revoked.text
+    if case.auth == "jwt":
+        reused = client.post("/auth/refresh", json={"refresh_token": account.revoked})
+        assert reused.status_code == 401, reused.text
     return after
