@@ -101,7 +101,8 @@ class Account:
     headers: dict[str, str] = field(default_factory=dict)
     refresh_token: str | None = None  # jwt
     api_key: str | None = None  # api_key
-    revoked: str | None = None  # jwt: a rotated refresh token; api_key: a revoked key
+    # Revoked at the release: a rotated refresh token, a revoked key, an ended session.
+    revoked: str | None = None
 
     def register(self, client: httpx.Client) -> dict[str, Any]:
         body = {"email": EMAIL, "password": PASSWORD, "full_name": FULL_NAME}
@@ -142,7 +143,8 @@ class Account:
 
 def write_rows(client: httpx.Client, account: Account, domains: list[str], versioned: bool) -> None:
     """Every table gets rows through the API: the user and its credentials (refresh tokens,
-    a session or API keys), then ITEMS in every domain, the first item of each edited."""
+    sessions or API keys, one of them revoked or ended), then ITEMS in every domain, the
+    first item of each edited."""
     if account.auth != "none":
         account.register(client)
         account.log_in(client)
@@ -150,10 +152,15 @@ def write_rows(client: httpx.Client, account: Account, domains: list[str], versi
             account.refresh(client)
         if account.auth == "api_key":
             spare = {"email": EMAIL, "password": PASSWORD, "name": "spare key"}
-            created = expect(client.post("/auth/keys", json=spare), 201)
-            key_id = created["api_key"]["id"]
+            spare_key = expect(client.post("/auth/keys", json=spare), 201)
+            key_id = spare_key["api_key"]["id"]
             expect(client.delete(f"/auth/keys/{key_id}", headers=account.headers), 204)
-            account.revoked = created["key"]
+            account.revoked = spare_key["key"]
+        if account.auth == "session":
+            ended = Account("session")
+            ended.log_in(client)
+            expect(client.post("/auth/logout", headers=ended.headers), 204)
+            account.revoked = ended.headers["Cookie"]
     for domain in domains:
         resource = f"/{domain.replace('_', '-')}"
         created = [

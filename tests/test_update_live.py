@@ -301,6 +301,9 @@ def check_updated_app(
     if case.auth == "api_key":
         revoked = client.get("/users/me", headers={"X-API-Key": str(account.revoked)})
         assert revoked.status_code == 401, revoked.text
+    if case.auth == "session":
+        ended = client.get("/auth/session", headers={"Cookie": str(account.revoked)})
+        assert ended.status_code == 401, ended.text
     if case.auth == "jwt":
         reused = client.post("/auth/refresh", json={"refresh_token": account.revoked})
         assert reused.status_code == 401, reused.text
