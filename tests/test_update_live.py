@@ -74,14 +74,7 @@ CASES = [
 assert {case.version for case in CASES} == set(RELEASES), "add the new release to CASES"
 # Template bugs these cases found and the template does not fix yet: each one fails until it
 # is fixed (strict), then the entry must go.
-KNOWN_FAILURES = {
-    "v0.1.0-sqlite-jwt-posts-tags-own-migration": (
-        "0.1.0 wrote a project's own revisions into migrations/versions/ (one version "
-        "location; its `make migration` was refused). Since 0.2.0 alembic.ini lists only "
-        "migrations/versions/<module>/ and retired/, so after the update every alembic "
-        "command fails: \"Can't locate revision identified by '<the project's revision>'\""
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def case_param(case: LiveCase) -> object:
