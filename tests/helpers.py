@@ -34,10 +34,12 @@ PYTHON_VERSIONS = [str(v) for v in COPIER_YML["python_version"]["choices"]]
 
 
 def choices(question: str, copier_yml: Mapping[str, Any] = COPIER_YML) -> list[str]:
-    """The values of a choice question (labels -> values), read from copier.yml or from
-    another version of it; none for a question without choices."""
+    """The values of a choice question, read from copier.yml or from another version of it;
+    none for a question without choices. Labels map to a value, or, in Copier's extended
+    syntax, to `{value: ..., validator: ...}` (a choice disabled when its validator says so)."""
     raw = copier_yml[question].get("choices") or []
-    return [str(value) for value in (raw.values() if isinstance(raw, dict) else raw)]
+    values = raw.values() if isinstance(raw, dict) else raw
+    return [str(value["value"] if isinstance(value, dict) else value) for value in values]
 
 
 @dataclass(frozen=True)

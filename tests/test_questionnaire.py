@@ -41,6 +41,9 @@ BAD_ANSWERS = [
     ({"domains": ["posts", "tags", "posts"]}, 'domain "posts" is listed twice'),
     ({"domains": ["pages"]}, 'model class "Page", which clashes'),
     ({"domains": ["fields"]}, 'model class "Field", which clashes'),
+    # Singular: no such question, and `domain` names each domain in template paths.
+    ({"domain": ["orders"]}, 'there is no question "domain": did you mean domains?'),
+    ({"domains": ["orders"], "domain": ["orders"]}, 'there is no question "domain"'),
     ({"project_name": "   "}, "project_name must not be empty"),
     ({"project_name": "123 Service"}, "project_name must start with a letter"),
     ({"project_name": "FastAPI"}, 'package name "fastapi", which would shadow'),
@@ -129,10 +132,11 @@ def test_clash_list_covers_every_name_a_domain_module_imports(copie) -> None:
 def test_forbidden_combination_is_refused(
     tmp_path: Path, answers: dict[str, str], message: str
 ) -> None:
-    """The matrix skips helpers.FORBIDDEN: each entry must really be refused by copier.yml."""
+    """The matrix skips helpers.FORBIDDEN: each entry must really be refused by copier.yml
+    (a disabled choice, "Invalid choice", or a question validator, "Validation error")."""
     destination = tmp_path / "project"
 
-    with pytest.raises(ValueError, match="Validation error") as error:
+    with pytest.raises(ValueError, match=r"Invalid choice|Validation error") as error:
         copier.run_copy(
             str(ROOT), destination, data=answers, defaults=True, vcs_ref="HEAD", quiet=True
         )
@@ -149,3 +153,19 @@ def test_matrix_covers_every_allowed_combination_and_no_forbidden_one() -> None:
             answers = {"database": database, "deployment": deployment}
             for auth in choices("auth"):
                 assert ((database, auth, deployment) in combos) is not is_forbidden(answers)
+
+
+def test_message_after_copy_suggests_no_domain_the_project_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copier.run_copy(
+        str(ROOT),
+        tmp_path / "project",
+        data={"domains": ["orders", "customers"]},
+        defaults=True,
+        vcs_ref="HEAD",
+    )
+
+    message = capsys.readouterr().err.split("is ready in", 1)[1]
+    assert "make add-domain NAME=<domain>" in message
+    assert "NAME=orders" not in message

@@ -1,0 +1,92 @@
+"""The questionnaire during `copier update` (what `make add-domain` and `make update` run):
+quiet, and still guarded."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+from copier import VcsRef
+
+from tests.helpers import ROOT, TEMPLATE_PATHS, git
+
+
+@pytest.fixture(scope="module")
+def project_factory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The working tree as a committed repository (recorded commits stay resolvable)."""
+    snapshot = tmp_path_factory.mktemp("template-snapshot")
+    for name in TEMPLATE_PATHS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, snapshot / name)
+        else:
+            shutil.copy2(ROOT / name, snapshot / name)
+    git(snapshot, "init", "--quiet", "--initial-branch=main")
+    git(snapshot, "add", "--all")
+    git(snapshot, "commit", "--quiet", "--message", "snapshot")
+    return snapshot
+
+
+def generate(snapshot: Path, destination: Path) -> Path:
+    copier.run_copy(
+        str(snapshot),
+        destination,
+        data={"domains": ["posts", "tags"]},
+        defaults=True,
+        vcs_ref="HEAD",
+        quiet=True,
+    )
+    git(destination, "init", "--quiet", "--initial-branch=main")
+    git(destination, "add", "--all")
+    git(destination, "commit", "--quiet", "--message", "generated")
+    return destination
+
+
+def update(project: Path, **data: object) -> list[str]:
+    """`copier update --defaults --vcs-ref=:current: -d ...`; the warnings it emitted."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        copier.run_update(
+            project,
+            data=data,
+            defaults=True,
+            overwrite=True,
+            quiet=True,
+            vcs_ref=VcsRef.CURRENT,
+        )
+    return [f"{warning.category.__name__}: {warning.message}" for warning in caught]
+
+
+def test_update_warns_nothing_and_still_guards_domain_removal(
+    project_factory: Path, tmp_path: Path
+) -> None:
+    project = generate(project_factory, tmp_path / "project")
+
+    emitted = update(project, domains=["posts", "tags", "orders"])
+
+    assert [w for w in emitted if "MissingFileWarning" in w] == []
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["domains"] == [
+        "posts",
+        "tags",
+        "orders",
+    ]
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "add orders")
+
+    with pytest.raises(ValueError, match="removing domains tags would drop them"):
+        update(project, domains=["posts", "orders"])
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_singular_domain_answer_is_refused_on_update(project_factory: Path, tmp_path: Path) -> None:
+    """`-d domain=[...]` once crashed with "got multiple values for keyword argument
+    'domain'" (the name of each domain in template paths); now it names the question."""
+    project = generate(project_factory, tmp_path / "project")
+
+    with pytest.raises(ValueError, match=r'there is no question "domain": did you mean domains\?'):
+        update(project, domain=["posts", "tags", "orders"])
+
+    assert git(project, "status", "--porcelain") == ""
