@@ -219,7 +219,7 @@ def domains_script(
         timeout=300,
     )
     if timer is not None:
-        step = f"domains.py {args[0]}"
+        step = args[0]
         timer.steps[step] = timer.steps.get(step, 0.0) + time.perf_counter() - started
     return result
 
@@ -350,6 +350,29 @@ def test_removed_domain_history_survives_updates_and_the_suite_passes(
     record_property(
         "variant_timing", json.dumps({"variant": "removed-then-updated", "steps": timer.steps})
     )
+
+
+@pytest.mark.slow
+def test_remove_domain_refuses_a_domain_another_one_references(
+    template_snapshot: Path, tmp_path: Path
+) -> None:
+    """A foreign key from posts to tags: dropping tags would break posts, so the removal is
+    refused before anything changes, saying what to do."""
+    project, _, env = installed_project(template_snapshot, tmp_path, "sqlite", "none")
+    models = project / "src/my_api/posts/models.py"
+    models.write_text(
+        models.read_text().replace("from sqlalchemy import ", "from sqlalchemy import ForeignKey, ")
+        + '    tag_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id"))\n'
+    )
+    git(project, "commit", "--quiet", "--all", "--message", "posts reference tags")
+    before = project_tree(project)
+
+    refused = domains_script(project, "remove", "tags", env=env)
+
+    assert refused.returncode == 1
+    assert "posts.tag_id references tags.id: remove that foreign key first" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert project_tree(project) == before
 
 
 @pytest.mark.slow
