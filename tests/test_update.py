@@ -254,15 +254,17 @@ def test_remove_domain_drops_its_tables_through_migrate(
         seed(database, auth != "none")
     env["DATABASE_URL"] = dev.url
 
-    # Refused: a dirty tree. Nothing changes, files or rows, and no traceback.
+    # Refused: an unknown domain, a dirty tree. Nothing changes, files or rows, and no
+    # traceback.
     (project / "README.md").write_text((project / "README.md").read_text() + "\nwip\n")
     before = project_tree(project)
-    refused = domains_script(project, "remove", "tags", env=env)
-    assert refused.returncode == 1, refused.stderr
-    assert "uncommitted changes" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    for name, message in (("nope", "no domain 'nope'"), ("tags", "uncommitted changes")):
+        refused = domains_script(project, "remove", name, env=env)
+        assert refused.returncode == 1, refused.stderr
+        assert message in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert project_tree(project) == before
-    assert dev.count("tags") == 1
+    assert (dev.count("posts"), dev.count("tags")) == (1, 1)
     git(project, "checkout", "README.md")
 
     removed = domains_script(project, "remove", "tags", env=env, timer=timer)
