@@ -275,8 +275,8 @@ def test_remove_domain_drops_its_tables_through_migrate(
         assert not (project / gone).exists(), gone
     assert "tags_router" not in (project / "src/my_api/domains.py").read_text()
     assert "versions/tags" not in (project / "alembic.ini").read_text()
-    retired = project / "migrations/versions/retired/tags"
-    assert sorted(path.name for path in retired.glob("*.py")) == [
+    retired = project / "migrations/versions/retired"
+    assert sorted(path.name for path in retired.iterdir()) == [
         "tags_0001_create_tags.py",
         "tags_0002_add_version.py",
         "tags_0003_drop_tags.py",

@@ -9,8 +9,8 @@ Every check runs before anything is changed, and the working tree must be commit
 first. The result is left uncommitted for you to review.
 
 Removing never touches a database. The domain's migration history moves to
-migrations/versions/retired/<domain>/ (every database has it recorded), with one new
-revision that drops the domain's tables: `make migrate` applies it here, and the same
+migrations/versions/retired/ (every database has it recorded), with one new revision
+that drops the domain's tables: `make migrate` applies it here, and the same
 `alembic upgrade heads` applies it in every other environment when you deploy.
 """
 
@@ -127,13 +127,23 @@ def _copier_update(domains: list[str], **data: object) -> None:
         raise RefusalError(str(error)) from None
 
 
+def _retired_history(name: str) -> list[Path]:
+    """The first revision of a domain removed earlier (its files carry the domain's name)."""
+    return sorted(RETIRED.glob(f"{name}_0001_*.py"))
+
+
 def _retire_history(name: str) -> Path:
-    """Keep the domain's revisions (copier deleted them) where alembic still loads them."""
+    """Keep the domain's revisions (copier deleted them) where alembic still loads them:
+    retired/ holds files directly (alembic.ini does not search its sub-folders)."""
     history = VERSIONS / name
     _git("checkout", "HEAD", "--", str(history))
     RETIRED.mkdir(parents=True, exist_ok=True)
-    _git("mv", str(history), str(RETIRED / name))
-    return RETIRED / name
+    for revision in sorted(history.glob("*.py")):
+        if (RETIRED / revision.name).exists():
+            raise RefusalError(f"{RETIRED / revision.name} already exists")
+        _git("mv", str(revision), str(RETIRED / revision.name))
+    shutil.rmtree(history, ignore_errors=True)  # what is left: __pycache__
+    return RETIRED
 
 
 def _write_drop_revision(folder: Path, plan: dict[str, Any]) -> Path:
@@ -162,10 +172,10 @@ def add(name: str, domains: list[str]) -> None:
     _check_name(name)
     if name in domains:
         raise RefusalError(f"domain {name!r} already exists")
-    if (RETIRED / name).exists():
+    if _retired_history(name):
         raise RefusalError(
             f"a domain {name!r} was removed earlier and its migration history stays in "
-            f"{RETIRED / name} (its revision ids would clash): pick another name"
+            f"{RETIRED}/ (its revision ids would clash): pick another name"
         )
     _check_clean_tree()
     _copier_update([*domains, name])
@@ -182,8 +192,8 @@ def remove(name: str, domains: list[str]) -> None:
         raise RefusalError(
             f"{VERSIONS / name} is missing: the domain's migration history is needed"
         )
-    if (RETIRED / name).exists():
-        raise RefusalError(f"{RETIRED / name} already exists: move it away first")
+    if _retired_history(name):
+        raise RefusalError(f"{_retired_history(name)[0]} already exists: move it away first")
     _check_clean_tree()
     package = _package()
     plan = _drop_plan(name)
