@@ -9,8 +9,12 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import copier
 import pytest
@@ -32,6 +36,7 @@ from tests.helpers import (
     uv_env,
 )
 from tests.release_repo import RELEASES, ReleaseRepo, build_release_repo
+from tests.servers import DatabaseServer, free_port
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +54,11 @@ def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return snapshot
 
 
-def generate(snapshot: Path, destination: Path, domains: list[str]) -> Path:
+def generate(snapshot: Path, destination: Path, domains: list[str], **answers: object) -> Path:
     copier.run_copy(
         str(snapshot),
         destination,
-        data={"domains": domains},
+        data={"domains": domains, **answers},
         defaults=True,
         vcs_ref="HEAD",
         quiet=True,
@@ -126,52 +131,395 @@ def test_adding_a_domain_merges_and_keeps_edits(template_snapshot: Path, tmp_pat
     run_alembic(timer, "alembic", "upgrade:heads", "check", env=database)
 
 
-@pytest.mark.slow
-def test_remove_domain_command_removes_it_cleanly(template_snapshot: Path, tmp_path: Path) -> None:
-    """`make remove-domain`: tables dropped, code/tests/migrations gone, others untouched."""
-    project = generate(template_snapshot, tmp_path / "project", ["posts", "tags"])
-    database = tmp_path / "remove.db"
-    env = {
-        **uv_env("3.12"),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-    }
+# --- make remove-domain / make migration / make migrate on real databases -----------------
+# Projects on a real database with rows: SQLite, PostgreSQL (where a missing cross-domain
+# dependency fails) and MariaDB. "dev" is the database the developer works on; "prod" stays
+# at the old schema until it gets the change the way a deployment does, `alembic upgrade heads`.
+
+
+@dataclass
+class Database:
+    url: str
+    server: DatabaseServer | None = None
+
+    def sql(self, statement: str) -> str:
+        if self.server is None:
+            with closing(sqlite3.connect(self.url.partition(":///")[2])) as connection:
+                rows = connection.execute(statement).fetchall()
+                connection.commit()
+            return "\n".join("|".join(str(value) for value in row) for row in rows)
+        name = self.url.rpartition("/")[2].partition("?")[0]
+        return self.server.query(name, statement)
+
+    def tables(self) -> set[str]:
+        query = {
+            None: "SELECT name FROM sqlite_master WHERE type = 'table'",
+            "postgresql": "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+            "mysql": "SHOW TABLES",
+        }[self.server.engine if self.server else None]
+        return set(self.sql(query).split())
+
+    def count(self, table: str) -> int:
+        return int(self.sql(f"SELECT COUNT(*) FROM {table}"))  # noqa: S608  # fixed names
+
+
+def new_database(
+    engine: str, label: str, tmp_path: Path, servers: dict[str, DatabaseServer]
+) -> Database:
+    if engine == "sqlite":
+        return Database(f"sqlite+aiosqlite:///{tmp_path / label}.db")
+    if engine not in servers:
+        servers[engine] = DatabaseServer(engine).start()
+    return Database(servers[engine].create_database(label), servers[engine])
+
+
+def seed(database: Database, auth: bool) -> None:
+    """A row in each domain table; with auth, owned by a user (a foreign key to users)."""
+    stamp = "'2026-01-01 00:00:00'"
+    owner_column, owner = ("", "")
+    if auth:
+        database.sql(
+            "INSERT INTO users (email, hashed_password, role, is_active, created_at, updated_at)"
+            " VALUES ('owner@example.com', 'x', 'user', TRUE, '2026-01-01', '2026-01-01')"
+        )
+        owner_column, owner = ", owner_id", ", (SELECT id FROM users)"
+    for table in ("posts", "tags"):
+        database.sql(  # fixed names and values: test data
+            f"INSERT INTO {table} (name, version, created_at, updated_at{owner_column})"  # noqa: S608
+            f" VALUES ('{table} row', 1, {stamp}, {stamp}{owner})"
+        )
+
+
+def installed_project(
+    template_snapshot: Path, tmp_path: Path, database: str, auth: str
+) -> tuple[Path, StepTimer, dict[str, str]]:
+    project = generate(
+        template_snapshot, tmp_path / "project", ["posts", "tags"], database=database, auth=auth
+    )
+    env = {**uv_env("3.12"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     timer = StepTimer(project)
     timer.run("uv sync", str(BIN / "uv"), "sync", "--quiet", env=env)
     git(project, "add", "uv.lock")
     git(project, "commit", "--quiet", "--message", "lock dependencies")
-    timer.run("alembic", str(project / ".venv/bin/alembic"), "upgrade", "heads", env=env)
-    posts_router = (project / "src/my_api/posts/router.py").read_text()
+    return project, timer, env
 
-    timer.run("remove", str(BIN / "python"), "scripts/domains.py", "remove", "tags", env=env)
+
+def domains_script(
+    project: Path, *args: str, env: dict[str, str], timer: StepTimer | None = None
+) -> CompletedProcess[str]:
+    """`make add-domain` / `make remove-domain` (which run it with copier from uv's cache)."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(BIN / "python"), "scripts/domains.py", *args],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if timer is not None:
+        step = args[0]
+        timer.steps[step] = timer.steps.get(step, 0.0) + time.perf_counter() - started
+    return result
+
+
+def project_tree(project: Path) -> dict[str, bytes]:
+    return tree(project, ignore={".venv", ".git", "__pycache__", ".mypy_cache", ".ruff_cache"})
+
+
+REMOVAL_VARIANTS = [
+    pytest.param("sqlite", "jwt", id="sqlite-jwt"),
+    pytest.param("postgresql", "session", id="postgresql-session"),
+    pytest.param("mysql", "none", id="mysql-none"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("engine", "auth"), REMOVAL_VARIANTS)
+def test_remove_domain_drops_its_tables_through_migrate(
+    template_snapshot: Path,
+    tmp_path: Path,
+    engine: str,
+    auth: str,
+    database_servers: dict[str, DatabaseServer],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """`make remove-domain`: checks first, no database touched; the drop is a revision that
+    `make migrate` applies here and `alembic upgrade heads` applies to any other database."""
+    project, timer, env = installed_project(template_snapshot, tmp_path, engine, auth)
+    dev, prod = (new_database(engine, label, tmp_path, database_servers) for label in "dp")
+    for database in (dev, prod):
+        run_alembic(timer, "alembic", "upgrade:heads", env={**env, "DATABASE_URL": database.url})
+        seed(database, auth != "none")
+    env["DATABASE_URL"] = dev.url
+
+    # Refused: an unknown domain, a dirty tree. Nothing changes, files or rows, and no
+    # traceback.
+    (project / "README.md").write_text((project / "README.md").read_text() + "\nwip\n")
+    before = project_tree(project)
+    for name, message in (("nope", "no domain 'nope'"), ("tags", "uncommitted changes")):
+        refused = domains_script(project, "remove", name, env=env)
+        assert refused.returncode == 1, refused.stderr
+        assert message in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert project_tree(project) == before
+    assert (dev.count("posts"), dev.count("tags")) == (1, 1)
+    git(project, "checkout", "README.md")
+
+    removed = domains_script(project, "remove", "tags", env=env, timer=timer)
+    assert removed.returncode == 0, removed.stderr + removed.stdout
+    assert "make migrate" in removed.stdout
 
     for gone in ("src/my_api/tags", "tests/tags", "migrations/versions/tags"):
         assert not (project / gone).exists(), gone
     assert "tags_router" not in (project / "src/my_api/domains.py").read_text()
-    assert (project / "src/my_api/posts/router.py").read_text() == posts_router
-    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["domains"] == ["posts"]
-    with sqlite3.connect(database) as connection:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert "tags" not in tables
-    assert "posts" in tables
-    timer.run("alembic", str(project / ".venv/bin/alembic"), "check", env=env)
+    assert "versions/tags" not in (project / "alembic.ini").read_text()
+    retired = project / "migrations/versions/retired"
+    assert sorted(path.name for path in retired.iterdir()) == [
+        "tags_0001_create_tags.py",
+        "tags_0002_add_version.py",
+        "tags_0003_drop_tags.py",
+    ]
+    drop = (retired / "tags_0003_drop_tags.py").read_text()
+    assert 'down_revision: str | Sequence[str] | None = "tags_0002"' in drop
+    assert "my_api.tags" not in drop
+    assert dev.count("tags") == 1, "the script itself must not touch a database"
+
+    timer.run("make migrate", "make", "migrate", env=env)
+    assert "tags" not in dev.tables()
+    assert dev.count("posts") == 1
+    if auth != "none":
+        assert dev.count("users") == 1
+    run_alembic(timer, "alembic", "check", env=env)
+
+    # Another environment at the old schema gets the same drop from the normal deployment.
+    prod_env = {**env, "DATABASE_URL": prod.url}
+    run_alembic(timer, "alembic", "upgrade:heads", "check", env=prod_env)
+    assert "tags" not in prod.tables()
+    assert prod.count("posts") == 1
+
+    # The drop's downgrade recreates the tables, empty; upgrading drops them again.
+    run_alembic(timer, "alembic", "downgrade:tags_0002", env=prod_env)
+    assert prod.count("tags") == 0
+    run_alembic(timer, "alembic", "upgrade:heads", "check", env=prod_env)
+    assert "tags" not in prod.tables()
+
+    timer.run("ruff", str(project / ".venv/bin/ruff"), "check", ".", env=env)
+    timer.run("ruff", str(project / ".venv/bin/ruff"), "format", "--check", ".", env=env)
+    record_property(
+        "variant_timing", json.dumps({"variant": f"remove-{engine}-{auth}", "steps": timer.steps})
+    )
+
+
+@pytest.mark.slow
+def test_removed_domain_history_survives_updates_and_the_suite_passes(
+    template_snapshot: Path,
+    tmp_path: Path,
+    mypy_cache: dict[str, str],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """After a committed removal, later updates (adding a domain) leave `retired/` alone:
+    its files are in neither render, so they are the project's own."""
+    project, timer, env = installed_project(template_snapshot, tmp_path, "sqlite", "jwt")
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'dev.db'}"
+    removed = domains_script(project, "remove", "tags", env=env, timer=timer)
+    assert removed.returncode == 0, removed.stderr + removed.stdout
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "remove the tags domain")
+    retired = {
+        path: path.read_bytes() for path in (project / "migrations/versions/retired").rglob("*.py")
+    }
+
+    added = domains_script(project, "add", "orders", env=env, timer=timer)
+    assert added.returncode == 0, added.stderr + added.stdout
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "add the orders domain")
+    update(project, domains=["posts", "orders"])  # a plain re-render, what `make update` does
+
+    assert {
+        path: path.read_bytes() for path in (project / "migrations/versions/retired").rglob("*.py")
+    } == retired
+    assert (project / "src/my_api/orders/router.py").is_file()
+    assert_no_conflicts(project)
+    run_alembic(timer, "alembic", "upgrade:heads", "check", env=env)
+    timer.run("mypy", str(project / ".venv/bin/mypy"), env={**env, **mypy_cache})
     timer.run("pytest", str(project / ".venv/bin/pytest"), "-q", "-p", "no:cacheprovider", env=env)
+
+    refused = domains_script(project, "add", "tags", env=env)
+    assert refused.returncode == 1
+    assert "removed earlier" in refused.stderr
+    record_property(
+        "variant_timing", json.dumps({"variant": "removed-then-updated", "steps": timer.steps})
+    )
+
+
+@pytest.mark.slow
+def test_remove_domain_refuses_a_domain_another_one_references(
+    template_snapshot: Path, tmp_path: Path
+) -> None:
+    """A foreign key from posts to tags: dropping tags would break posts, so the removal is
+    refused before anything changes, saying what to do."""
+    project, _, env = installed_project(template_snapshot, tmp_path, "sqlite", "none")
+    models = project / "src/my_api/posts/models.py"
+    models.write_text(
+        models.read_text().replace("from sqlalchemy import ", "from sqlalchemy import ForeignKey, ")
+        + '    tag_id: Mapped[int | None] = mapped_column(ForeignKey("tags.id"))\n'
+    )
+    git(project, "commit", "--quiet", "--all", "--message", "posts reference tags")
+    before = project_tree(project)
+
+    refused = domains_script(project, "remove", "tags", env=env)
+
+    assert refused.returncode == 1
+    assert "posts.tag_id references tags.id: remove that foreign key first" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert project_tree(project) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_migration_autogenerates_one_domain_at_a_time(
+    template_snapshot: Path,
+    tmp_path: Path,
+    engine: str,
+    database_servers: dict[str, DatabaseServer],
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Pending changes in two domains: `make migration DOMAIN=posts` writes only posts'
+    into the posts branch; a NOT NULL column without a server default is refused."""
+    project, timer, env = installed_project(template_snapshot, tmp_path, engine, "none")
+    dev = new_database(engine, "dev", tmp_path, database_servers)
+    env["DATABASE_URL"] = dev.url
+    timer.run("make migrate", "make", "migrate", env=env)
+    seed(dev, auth=False)
+    posts_models = project / "src/my_api/posts/models.py"
+    posts_models.write_text(posts_models.read_text() + "    rank: Mapped[int]\n")
+    tags_models = project / "src/my_api/tags/models.py"
+    tags_models.write_text(
+        tags_models.read_text() + "    color: Mapped[str | None] = mapped_column(String(20))\n"
+    )
+
+    def make_migration(domain: str) -> CompletedProcess[str]:
+        return subprocess.run(
+            ["make", "migration", f"DOMAIN={domain}", "MSG=more fields"],
+            cwd=project,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    refused = make_migration("posts")
+    assert refused.returncode != 0
+    assert "new NOT NULL column posts.rank has no server_default" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert list((project / "migrations/versions/posts").glob("2*.py")) == []
+
+    unknown = make_migration("nope")
+    assert unknown.returncode != 0
+    assert "no domain 'nope' (migration branches: posts tags)" in unknown.stdout
+
+    posts_models.write_text(
+        posts_models.read_text().replace(
+            "rank: Mapped[int]", 'rank: Mapped[int] = mapped_column(server_default="0")'
+        )
+    )
+    generated = make_migration("posts")
+    assert generated.returncode == 0, generated.stderr
+    (revision,) = (project / "migrations/versions/posts").glob("2*.py")
+    source = revision.read_text()
+    assert "rank" in source
+    assert "color" not in source
+    assert 'down_revision: str | Sequence[str] | None = "posts_0001"' in source  # posts@head
+    timer.run("make migrate", "make", "migrate", env=env)
+    assert dev.sql("SELECT rank FROM posts") == "0"  # the existing row got the default
+
+    pending = subprocess.run(
+        [str(project / ".venv/bin/alembic"), "check"],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pending.returncode != 0
+    assert "color" in pending.stderr + pending.stdout
+
+    assert make_migration("tags").returncode == 0
+    (revision,) = (project / "migrations/versions/tags").glob("2*.py")
+    assert "color" in revision.read_text()
+    assert "rank" not in revision.read_text()
+    timer.run("make migrate", "make", "migrate", env=env)
+    run_alembic(timer, "alembic", "check", env=env)
+    record_property(
+        "variant_timing", json.dumps({"variant": f"migration-{engine}", "steps": timer.steps})
+    )
+
+
+@pytest.mark.slow
+def test_migrate_reports_an_unreachable_database_in_one_line(
+    template_snapshot: Path, tmp_path: Path, database_servers: dict[str, DatabaseServer]
+) -> None:
+    project, _, env = installed_project(template_snapshot, tmp_path, "postgresql", "none")
+    database = new_database("postgresql", "reach", tmp_path, database_servers)
+    assert database.server is not None
+    port = database.server.port
+    closed = free_port()
+    name = database.url.rpartition("/")[2]
+    cases = {
+        f"nobody@127.0.0.1:{port}/{name}": 'role "nobody" does not exist',
+        f"nobody@127.0.0.1:{closed}/{name}": "",
+    }
+    for where, reason in cases.items():
+        user, _, address = where.partition("@")
+        url = f"postgresql+asyncpg://{user}:not-this-secret@{address}"
+        result = subprocess.run(
+            ["make", "migrate"],
+            cwd=project,
+            env={**os.environ, **env, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "not-this-secret" not in result.stdout + result.stderr
+        # Alembic's own failure format: the message logged once, then "FAILED: <message>";
+        # around it only make's echo of the command and its "Error" line.
+        expected = f"cannot reach the database at {where}: {reason}"
+        logged = [line for line in result.stderr.splitlines() if not line.startswith("make:")]
+        assert len(logged) == 1, result.stderr
+        assert expected in logged[0]
+        assert result.stdout.splitlines()[1:] == [f"FAILED: {logged[0].partition('] ')[2]}"]
 
 
 def test_remove_domain_command_refuses_unknown_and_last_domain(
     template_snapshot: Path, tmp_path: Path
 ) -> None:
     project = generate(template_snapshot, tmp_path / "project", ["posts"])
-    for name, message in (("nope", "no domain 'nope'"), ("posts", "at least one domain")):
-        result = subprocess.run(
-            [str(BIN / "python"), "scripts/domains.py", "remove", name],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    for name, message in (
+        ("nope", "no domain 'nope'"),
+        ("posts", "at least one domain"),
+        ("../src", "not a domain name"),
+    ):
+        result = domains_script(project, "remove", name, env={})
         assert result.returncode == 1
         assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_add_domain_command_prints_the_questionnaire_refusal_in_one_line(
+    template_snapshot: Path, tmp_path: Path
+) -> None:
+    project = generate(template_snapshot, tmp_path / "project", ["posts"])
+    for name, message in (("class", "Python keyword"), ("posts", "already exists")):
+        result = domains_script(project, "add", name, env={})
+        assert result.returncode == 1
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # + copier's note
     assert git(project, "status", "--porcelain") == ""
 
 
