@@ -52,12 +52,6 @@ class Revision:
     down_revision: tuple[str, ...]
     branch_labels: tuple[str, ...] = ()
 
-    @property
-    def module(self) -> str:
-        """versions/<module>/... or versions/retired/<module>/..."""
-        parts = self.path.relative_to(VERSIONS).parts
-        return parts[1] if parts[0] == "retired" else parts[0]
-
 
 def parse_revision(path: Path, source: str) -> Revision | None:
     """The identifiers of a revision file; None for a file that is not one."""
@@ -328,7 +322,7 @@ def plan(
     known = replaced + history
 
     def module_heads(module: str) -> tuple[str, ...]:
-        return heads([revision for revision in history if revision.module == module], module)
+        return heads(history, module)
 
     domain_heads = tuple(head for domain in domains for head in module_heads(domain))
     if old != "none" and new != "none":
@@ -347,7 +341,7 @@ def plan(
         old_table = CREDENTIAL_TABLES[old]
         return [
             NewRevision(
-                folder=RETIRED / "auth",
+                folder=RETIRED,
                 slug="drop_users",
                 message=(
                     f"Switch auth from {old} to none: drop every owner_id, the {old_table} "
@@ -453,14 +447,14 @@ def repair_history(
     modules: set[str], committed: dict[Path, bytes]
 ) -> tuple[list[Path], list[Revision]]:
     """Put back every committed migration file, byte for byte: in place while its module
-    exists, under versions/retired/<module>/ once it does not. Remove new files whose
+    exists, in versions/retired/ once it does not. Remove new files whose
     revision id the history already used, and return them."""
     restored: list[Path] = []
     targets: set[Path] = set()
     for path, data in committed.items():
         parts = path.relative_to(VERSIONS).parts
-        kept = parts[0] in modules or parts[0] == "retired"
-        target = path if kept else RETIRED.joinpath(*parts)
+        kept = parts[0] in modules or parts[0] == "retired" or len(parts) == 1
+        target = path if kept else RETIRED / path.name
         targets.add(target)
         if not target.is_file() or target.read_bytes() != data:
             target.parent.mkdir(parents=True, exist_ok=True)
