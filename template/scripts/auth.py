@@ -548,7 +548,8 @@ def switch(new: str, owner: str | None) -> int:
         print(f"  deleted, it belongs to auth={old}: {path}")
     for path in edited:
         print(f"  kept, you edited it, but it belongs to auth={old}: {path}")
-    conflicts = _git("grep", "-l", "-e", "^<<<<<<< ").stdout.decode().split()
+    marker = "<" * 7  # spelled out, this file would look like a conflict itself
+    conflicts = _git("grep", "-l", "-e", f"^{marker} ").stdout.decode().split()
     if conflicts:
         print(f"  resolve the conflicts in: {', '.join(conflicts)}")
     print("Review with `git status` and `git diff`, then run make install, make migrate and")
