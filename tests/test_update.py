@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -37,6 +38,8 @@ from tests.helpers import (
 )
 from tests.release_repo import RELEASES, ReleaseRepo, build_release_repo
 from tests.servers import DatabaseServer, free_port
+
+MAKE_LINE = re.compile(r"make(\[\d+\])?: ")
 
 
 @pytest.fixture(scope="module")
@@ -488,10 +491,13 @@ def test_migrate_reports_an_unreachable_database_in_one_line(
         # Alembic's own failure format: the message logged once, then "FAILED: <message>";
         # around it only make's echo of the command and its "Error" line.
         expected = f"cannot reach the database at {where}: {reason}"
-        logged = [line for line in result.stderr.splitlines() if not line.startswith("make:")]
+        # make's own lines read "make:" or, under another make (`make test`), "make[1]:".
+        logged = [line for line in result.stderr.splitlines() if not MAKE_LINE.match(line)]
         assert len(logged) == 1, result.stderr
         assert expected in logged[0]
-        assert result.stdout.splitlines()[1:] == [f"FAILED: {logged[0].partition('] ')[2]}"]
+        printed = [line for line in result.stdout.splitlines() if not MAKE_LINE.match(line)]
+        # make's echo of the command, then alembic's one line.
+        assert printed[1:] == [f"FAILED: {logged[0].partition('] ')[2]}"]
 
 
 def test_remove_domain_command_refuses_unknown_and_last_domain(
