@@ -25,6 +25,7 @@ from copier import VcsRef
 from tests.helpers import BIN, git, package_name, stop_gracefully, uv_env
 from tests.servers import DatabaseServer, free_port
 from tests.test_questionnaire_pty import ENTER, Questionnaire
+from tests.test_update import generate as generate_project
 from tests.test_update import template_snapshot, update  # noqa: F401  # fixture
 from tests.test_variants import wait_for_status
 
@@ -34,18 +35,7 @@ ADMIN = {"email": "admin-check@example.com", "password": "admin-check password"}
 
 
 def generate(snapshot: Path, destination: Path, **answers: object) -> Path:
-    copier.run_copy(
-        str(snapshot),
-        destination,
-        data={"domains": ["posts", "tags"], **answers},
-        defaults=True,
-        vcs_ref="HEAD",
-        quiet=True,
-    )
-    git(destination, "init", "--quiet", "--initial-branch=main")
-    git(destination, "add", "--all")
-    git(destination, "commit", "--quiet", "--message", "generated")
-    return destination
+    return generate_project(snapshot, destination, ["posts", "tags"], **answers)
 
 
 def switch_auth(project: Path, style: str, owner: str = "") -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@ quiet, and still guarded."""
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -12,37 +11,13 @@ import pytest
 import yaml
 from copier import VcsRef
 
-from tests.helpers import ROOT, TEMPLATE_PATHS, git
-
-
-@pytest.fixture(scope="module")
-def project_factory(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The working tree as a committed repository (recorded commits stay resolvable)."""
-    snapshot = tmp_path_factory.mktemp("template-snapshot")
-    for name in TEMPLATE_PATHS:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, snapshot / name)
-        else:
-            shutil.copy2(ROOT / name, snapshot / name)
-    git(snapshot, "init", "--quiet", "--initial-branch=main")
-    git(snapshot, "add", "--all")
-    git(snapshot, "commit", "--quiet", "--message", "snapshot")
-    return snapshot
+from tests.helpers import git
+from tests.test_update import generate as generate_project
+from tests.test_update import template_snapshot  # noqa: F401  # fixture
 
 
 def generate(snapshot: Path, destination: Path) -> Path:
-    copier.run_copy(
-        str(snapshot),
-        destination,
-        data={"domains": ["posts", "tags"]},
-        defaults=True,
-        vcs_ref="HEAD",
-        quiet=True,
-    )
-    git(destination, "init", "--quiet", "--initial-branch=main")
-    git(destination, "add", "--all")
-    git(destination, "commit", "--quiet", "--message", "generated")
-    return destination
+    return generate_project(snapshot, destination, ["posts", "tags"])
 
 
 def update(project: Path, **data: object) -> list[str]:
@@ -61,9 +36,10 @@ def update(project: Path, **data: object) -> list[str]:
 
 
 def test_update_warns_nothing_and_still_guards_domain_removal(
-    project_factory: Path, tmp_path: Path
+    template_snapshot: Path,  # noqa: F811  # the fixture imported above
+    tmp_path: Path,
 ) -> None:
-    project = generate(project_factory, tmp_path / "project")
+    project = generate(template_snapshot, tmp_path / "project")
 
     emitted = update(project, domains=["posts", "tags", "orders"])
 
@@ -81,10 +57,13 @@ def test_update_warns_nothing_and_still_guards_domain_removal(
     assert git(project, "status", "--porcelain") == ""
 
 
-def test_singular_domain_answer_is_refused_on_update(project_factory: Path, tmp_path: Path) -> None:
+def test_singular_domain_answer_is_refused_on_update(
+    template_snapshot: Path,  # noqa: F811  # the fixture imported above
+    tmp_path: Path,
+) -> None:
     """`-d domain=[...]` once crashed with "got multiple values for keyword argument
     'domain'" (the name of each domain in template paths); now it names the question."""
-    project = generate(project_factory, tmp_path / "project")
+    project = generate(template_snapshot, tmp_path / "project")
 
     with pytest.raises(ValueError, match=r'there is no question "domain": did you mean domains\?'):
         update(project, domain=["posts", "tags", "orders"])
