@@ -73,9 +73,11 @@ def test_dockerfile_passes_hadolint_and_honours_port(
     assert command[:2] == ["sh", "-c"]
     assert command[2].startswith("exec uvicorn "), "uvicorn must be PID 1 to get SIGTERM"
     assert '--port "${PORT:-8000}"' in command[2]
-    # Trusted proxies come from FORWARDED_ALLOW_IPS only, never a hard-coded "*".
-    assert "--forwarded-allow-ips" not in command[2]
-    assert "FORWARDED_ALLOW_IPS=127.0.0.1" in (project / "Dockerfile").read_text()
+    # The app derives the client address (TRUSTED_PROXY_HOPS/TRUSTED_PROXIES), not uvicorn.
+    assert "--no-proxy-headers" in command[2].split()
+    assert "--no-server-header" in command[2].split()
+    assert "--proxy-headers" not in command[2].split()
+    assert "FORWARDED_ALLOW_IPS" not in (project / "Dockerfile").read_text()
     assert "deploy" in (project / ".dockerignore").read_text().splitlines()
 
 
@@ -441,9 +443,10 @@ def test_systemd_unit_verifies_and_is_hardened(
         "StateDirectory": slug,
     }
     assert {key: directives.get(key) for key in expected} == expected
-    # Workers come from WEB_CONCURRENCY and trusted proxies from FORWARDED_ALLOW_IPS (env).
+    # Workers come from WEB_CONCURRENCY (env); the app reads the forwarding headers itself.
     assert "--workers" not in text
     assert "--forwarded-allow-ips" not in text
+    assert "--no-proxy-headers --no-server-header" in text
     assert "--host 127.0.0.1 --port 8000" in text
 
 
@@ -460,7 +463,8 @@ def test_vps_env_proxy_and_deploy_script(
         if line and not line.startswith("#")
     )
     assert env["ENVIRONMENT"] == "production"
-    assert env["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+    # Caddy, on the same host, is the one proxy.
+    assert (env["TRUSTED_PROXY_HOPS"], env["TRUSTED_PROXIES"]) == ("1", "127.0.0.1")
     assert int(env["WEB_CONCURRENCY"]) == (1 if variant.database == "sqlite" else 2)
     assert env["SECRET_KEY"] == ""
     if variant.database == "sqlite":
@@ -468,6 +472,8 @@ def test_vps_env_proxy_and_deploy_script(
 
     caddyfile = (vps / "Caddyfile").read_text()
     assert "reverse_proxy 127.0.0.1:8000" in caddyfile
+    # /metrics is answered by Caddy itself (respond runs before reverse_proxy), never proxied.
+    assert "@metrics path /metrics /metrics/*\n\trespond @metrics 404\n" in caddyfile
     assert caddyfile.count("{") == caddyfile.count("}")
 
     script = vps / "deploy.sh"
@@ -548,3 +554,83 @@ def test_container_command_serves_health_outside_a_container(
     assert process.returncode in {0, -signal.SIGTERM}, output
     assert f"Uvicorn running on http://0.0.0.0:{port}" in output, output
     assert "Application shutdown complete" in output, output
+
+
+# --------------------------------------------------------------------------- exposure
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS if v.deployment != "none" and "domains" not in v.answers],
+    ids=lambda v: v.id,
+)
+def test_each_target_trusts_exactly_its_own_proxy_and_keeps_metrics_internal(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """TRUSTED_PROXY_HOPS / TRUSTED_PROXIES per target (the generated
+    tests/core/test_client_address.py checks a spoofed X-Forwarded-For against each), no
+    uvicorn proxy trust anywhere, and /metrics never reachable from outside."""
+    project = render(variant)
+    texts = {
+        path.relative_to(project).as_posix(): path.read_text(encoding="utf-8")
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.parts and path.suffix != ".db"
+    }
+    assert not [name for name, text in texts.items() if "FORWARDED_ALLOW_IPS" in text]
+    generated_test = texts["tests/core/test_client_address.py"]
+    if variant.deployment == "cloud_run":
+        (service,) = load_all(project / "deploy/cloud-run/service.yaml")
+        (container,) = service["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert (env["TRUSTED_PROXY_HOPS"], env["TRUSTED_PROXIES"]) == ("1", "*")
+        assert env["METRICS_ENABLED"] == "false"  # everything on Cloud Run is public
+        assert 'Target("cloud_run", 1, "*",' in generated_test
+    elif variant.deployment == "kubernetes":
+        config = load_all(project / "deploy/kubernetes/base/configmap.yaml")[0]["data"]
+        assert (config["TRUSTED_PROXY_HOPS"], config["TRUSTED_PROXIES"]) == ("1", "10.0.0.0/8")
+        assert 'Target("kubernetes", 1, "10.0.0.0/8",' in generated_test
+        # The Ingress reaches the app only through the Service's one port; the app answers
+        # 404 to /metrics for anything forwarded (generated tests/core/test_exposure.py).
+        service = load_all(project / "deploy/kubernetes/base/service.yaml")[0]
+        assert [port["name"] for port in service["spec"]["ports"]] == ["http"]
+    elif variant.deployment == "vps":
+        assert 'Target("vps", 1, "127.0.0.1",' in generated_test
+    else:
+        compose = yaml.safe_load(texts["compose.yaml"])
+        api = compose["services"]["api"]
+        assert "TRUSTED_PROXY_HOPS" not in api.get("environment", {})  # 0: no proxy
+        assert 'Target("docker", 0, "127.0.0.1",' in generated_test
+        published = [
+            port for service in compose["services"].values() for port in service.get("ports", [])
+        ]
+        assert published
+        assert all(str(port).startswith("127.0.0.1:") for port in published)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS if "domains" not in v.answers],
+    ids=lambda v: v.id,
+)
+def test_every_shipped_uvicorn_command_hides_its_server_header(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    commands = [
+        line
+        for line in (project / "Makefile").read_text().splitlines()
+        if "uvicorn " in line and "--factory" in line
+    ]
+    if variant.deployment in CONTAINER_TARGETS:
+        commands.append(dockerfile_cmd(project)[2])
+    if variant.deployment == "vps":
+        unit = (project / f"deploy/vps/{variant_slug(variant)}.service").read_text()
+        commands += [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert commands
+    for command in commands:
+        options = command.split()
+        assert "--no-server-header" in options, command
+        assert "--no-proxy-headers" in options, command
+    bench = (project / "bench/server.py").read_text()
+    assert '"--no-server-header"' in bench
+    assert '"--no-proxy-headers"' in bench

@@ -20,7 +20,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`uvicorn APP --factory --no-access-log` (the Dockerfile's command) on 127.0.0.1."""
+    """The Dockerfile's command (`uvicorn APP --factory --no-access-log ...`) on 127.0.0.1."""
 
     def __init__(self, app: str, *, env: Mapping[str, str], workers: int, log_path: Path) -> None:
         self.port = free_port()
@@ -33,6 +33,8 @@ class Server:
             app,
             "--factory",
             "--no-access-log",
+            "--no-proxy-headers",
+            "--no-server-header",
             "--host",
             "127.0.0.1",
             "--port",
