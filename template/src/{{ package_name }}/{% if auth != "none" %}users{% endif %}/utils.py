@@ -1,3 +1,14 @@
+import unicodedata
+
+
 def normalize_email(email: str) -> str:
-    """One spelling per mailbox, so `Ann@Example.com` cannot register twice."""
-    return email.strip().lower()
+    """One spelling per mailbox: the identity every lookup, sign-up and throttle key uses.
+
+    Compatibility forms are folded (NFKC: a fullwidth k, U+FF4B, is `k`) and so is case
+    (`casefold`: `Ann`, `ANN` and `ann` are one account), then NFKC again, since folding
+    case can undo it. Accents stay: `kïm@example.com` and `kim@example.com` are two
+    addresses, and the column compares exactly (a binary collation on MySQL), so no
+    database merges them.
+    """
+    folded = unicodedata.normalize("NFKC", email).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
