@@ -12,3 +12,8 @@ def normalize_email(email: str) -> str:
     """
     folded = unicodedata.normalize("NFKC", email).casefold()
     return unicodedata.normalize("NFKC", folded).strip()
+
+
+def is_email_or_its_local_part(password: str, email: str) -> bool:
+    """Whether the password is the address, or its part before the @, in any case."""
+    return password.casefold() in {email.casefold(), email.rpartition("@")[0].casefold()}
