@@ -31,6 +31,7 @@ from tests.helpers import (
     StepTimer,
     Variant,
     app_key,
+    choices,
     package_name,
     rendered_files,
     run_alembic,
@@ -104,6 +105,24 @@ def test_raw_render_is_ruff_clean(render: Callable[[Variant], Path], variant: Va
             [str(BIN / "ruff"), *command], cwd=project, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+LONGEST_NAMES = next(v for v in VARIANTS if v.id == "longest-names")
+
+
+@parametrize_variants(
+    [
+        Variant(f"longest-names-{auth}", {**LONGEST_NAMES.answers, "auth": auth})
+        for auth in choices("auth")
+        if auth != LONGEST_NAMES.auth
+    ]
+)
+def test_longest_names_are_ruff_clean_in_every_auth_style(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """The longest package name wraps every import line of every style's own files (only
+    one style runs the whole suite with these names)."""
+    test_raw_render_is_ruff_clean(render, variant)
 
 
 YAMLLINT_CONFIG = (
