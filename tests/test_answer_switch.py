@@ -27,7 +27,7 @@ from tests.servers import DatabaseServer, free_port
 from tests.test_questionnaire_pty import ENTER, Questionnaire
 from tests.test_update import generate as generate_project
 from tests.test_update import template_snapshot, update  # noqa: F401  # fixture
-from tests.test_variants import wait_for_status
+from tests.test_variants import log_in, wait_for_status
 
 ACCOUNT = {"email": "switch-check@example.com", "password": "switch-check password"}
 OWNER = "legacy-rows@example.com"
@@ -204,29 +204,6 @@ def served(project: Path, env: dict[str, str]) -> Iterator[str]:
     finally:
         stop_gracefully(process)
     assert "Traceback" not in log.read_text(errors="replace"), log.read_text()
-
-
-def log_in(base: str, style: str, account: dict[str, str]) -> dict[str, str]:
-    """Headers of an existing account, logged in the way `style` logs in."""
-    if style == "none":
-        return {}
-    if style == "api_key":
-        created = httpx.post(f"{base}/auth/keys", json={**account, "name": "switch"}, timeout=30)
-        assert created.status_code == 201, created.text
-        return {"X-API-Key": created.json()["key"]}
-    if style == "session":
-        login = httpx.post(f"{base}/auth/login", json=account, timeout=30)
-        assert login.status_code == 200, login.text
-        cookie = next(
-            header.split(";", 1)[0]
-            for header in login.headers.get_list("set-cookie")
-            if header.split("=", 1)[0].endswith("session")
-        )
-        return {"Cookie": cookie, "X-CSRF-Token": login.json()["csrf_token"]}
-    form = {"username": account["email"], "password": account["password"]}
-    login = httpx.post(f"{base}/auth/login", data=form, timeout=30)
-    assert login.status_code == 200, login.text
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 def register(base: str, account: dict[str, str]) -> int:

@@ -267,18 +267,15 @@ LOAD_SECONDS = 3.0
 HANG_TIMEOUT = 120  # seconds: generous, only to fail instead of hanging
 
 
-def sign_in(base: str, variant: Variant) -> dict[str, str]:
-    """Headers of a freshly registered user where the API has users; none for a public API."""
-    if variant.auth == "none":
+def log_in(base: str, style: str, account: dict[str, str]) -> dict[str, str]:
+    """Headers of an existing account, logged in the way auth=`style` logs in."""
+    if style == "none":
         return {}
-    account = {"email": "serve-check@example.com", "password": "serve-check password"}
-    registered = httpx.post(f"{base}/auth/register", json=account, timeout=30)
-    assert registered.status_code == 201, registered.text
-    if variant.auth == "api_key":
-        created = httpx.post(f"{base}/auth/keys", json={**account, "name": "serve"}, timeout=30)
+    if style == "api_key":
+        created = httpx.post(f"{base}/auth/keys", json={**account, "name": "tests"}, timeout=30)
         assert created.status_code == 201, created.text
         return {"X-API-Key": created.json()["key"]}
-    if variant.auth == "session":
+    if style == "session":
         login = httpx.post(f"{base}/auth/login", json=account, timeout=30)
         assert login.status_code == 200, login.text
         # The cookie is Secure: read it from Set-Cookie, since this server speaks plain http.
@@ -288,11 +285,21 @@ def sign_in(base: str, variant: Variant) -> dict[str, str]:
             if header.split("=", 1)[0].endswith("session")
         )
         return {"Cookie": cookie, "X-CSRF-Token": login.json()["csrf_token"]}
-    assert variant.auth == "jwt", f"teach sign_in() how auth={variant.auth} signs in"
+    assert style == "jwt", f"teach log_in() how auth={style} logs in"
     form = {"username": account["email"], "password": account["password"]}
     login = httpx.post(f"{base}/auth/login", data=form, timeout=30)
     assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+def sign_in(base: str, variant: Variant) -> dict[str, str]:
+    """Headers of a freshly registered user where the API has users; none for a public API."""
+    if variant.auth == "none":
+        return {}
+    account = {"email": "serve-check@example.com", "password": "serve-check password"}
+    registered = httpx.post(f"{base}/auth/register", json=account, timeout=30)
+    assert registered.status_code == 201, registered.text
+    return log_in(base, variant.auth, account)
 
 
 def assert_fast_503(response: httpx.Response) -> None:
