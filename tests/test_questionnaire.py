@@ -184,6 +184,9 @@ GUESSES = {
     "address": "address",
     "analysis": "analysis",
     "bus": "bus",
+    "ads": "ads",
+    "blog_ads": "blog_ad",
+    "ties": "tie",
     # suffix rules
     "categories": "category",
     "analyses": "analysis",
@@ -206,6 +209,7 @@ GUESSES = {
     "data": "datum",
     "movies": "movie",
     "indices": "index",
+    "quizzes": "quiz",
 }
 
 
