@@ -54,7 +54,10 @@ class Variant:
 
     @property
     def domains(self) -> list[str]:
-        return list(self.answers.get("domains", ["posts", "tags"]))  # type: ignore[call-overload]
+        """The domains' names (an entry may be {name: ..., singular: ...})."""
+        entries = self.answers.get("domains", ["posts", "tags"])
+        assert isinstance(entries, list)
+        return [entry["name"] if isinstance(entry, Mapping) else str(entry) for entry in entries]
 
     @property
     def database(self) -> str:
@@ -118,7 +121,15 @@ SHAPE_VARIANTS = [
         {
             # 32-character package, 23-character domain, domains sorting around core modules
             "project_name": "Abcdefghij Klmnopqrst Uvwxyzabcd",
-            "domains": ["boxes", "warehouse_stock_entries", "zones", "accounts", "categories"],
+            # and a singular given where the guess is wrong (news: NewsItem, /{news_item_id})
+            "domains": [
+                "boxes",
+                "warehouse_stock_entries",
+                "zones",
+                "accounts",
+                "categories",
+                {"name": "news", "singular": "news_item"},
+            ],
             "python_version": "3.13",
         },
     ),

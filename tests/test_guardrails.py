@@ -4,6 +4,7 @@ deliberately wrong import makes `lint-imports` fail."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tomllib
@@ -141,3 +142,17 @@ def test_a_wrong_import_breaks_a_contract(synced_project: Path, case: str) -> No
 
     assert result.returncode != 0, result.stdout
     assert f"{contract} BROKEN" in result.stdout
+
+
+def test_templates_read_domain_names_from_domain_specs() -> None:
+    """An entry of `domains` may be a mapping ({name: news, singular: news_item}): template
+    files must take names from `domain_specs` (`domain.name`), never from `domains`."""
+    template = Path(__file__).parent.parent / "template"
+    bare = re.compile(r"(?<![\w.])domains(?![\w.])")
+    offenders = []
+    for path in sorted(template.rglob("*")):
+        if (path.is_file() and path.suffix == ".jinja") or "{" in str(path.relative_to(template)):
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            blocks = re.findall(r"{[{%](.*?)[}%]}", f"{path.relative_to(template)}\n{text}", re.S)
+            offenders += [str(path.relative_to(template)) for block in blocks if bare.search(block)]
+    assert offenders == []

@@ -190,3 +190,30 @@ def test_bad_domain_list_shows_the_validator_message_and_can_be_retyped(
 
     answers = questionnaire.finish()
     assert answers["domains"] == ["orders", "invoices"]
+
+
+def test_bad_singular_shows_the_validator_message_and_can_be_retyped(
+    questionnaire: Questionnaire,
+) -> None:
+    questionnaire.accept_identity_defaults()
+    questionnaire.answer(
+        "Domains of your backend", CLEAR_LINE + "[orders, {name: news, singular: News}]" + ENTER
+    )
+    questionnaire.expect(
+        "Validation error for question 'domains': "
+        """the singular "News" of domain "news" is not a valid name"""
+    )
+    questionnaire.send(CLEAR_LINE + "[orders, {name: news, singular: data}]" + ENTER)
+    questionnaire.expect(
+        """domain "news" gives the singular "data" (model class "Data"), which clashes"""
+    )
+    questionnaire.send(CLEAR_LINE + "[orders, {name: news, singular: news_item}]" + ENTER)
+    questionnaire.answer("Database engine")
+    questionnaire.answer("Authentication style")
+    questionnaire.answer("Deployment target")
+
+    answers = questionnaire.finish()
+    assert answers["domains"] == ["orders", {"name": "news", "singular": "news_item"}]
+    assert (questionnaire.destination / "src/my_api/news/models.py").read_text().count(
+        "class NewsItem("
+    ) == 1

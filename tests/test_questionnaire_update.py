@@ -69,3 +69,32 @@ def test_singular_domain_answer_is_refused_on_update(
         update(project, domain=["posts", "tags", "orders"])
 
     assert git(project, "status", "--porcelain") == ""
+
+
+def test_string_answers_update_to_the_mapping_form_and_removal_compares_names(
+    template_snapshot: Path,  # noqa: F811  # the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """Answers files hold plain names (every released one) or {name, singular} mappings:
+    updating between them is no removal, dropping a name in either form is."""
+    project = generate(template_snapshot, tmp_path / "project")
+    news = {"name": "news", "singular": "news_item"}
+
+    update(project, domains=[{"name": "posts", "singular": "post"}, "tags", news])
+
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["domains"] == [{"name": "posts", "singular": "post"}, "tags", news]
+    router = (project / "src/my_api/news/router.py").read_text()
+    assert '"/{news_item_id}"' in router
+    assert "async def create_news_item(" in router
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--message", "add news")
+
+    for kept in (["posts", "tags"], [{"name": "posts"}, "tags"]):
+        with pytest.raises(ValueError, match="removing domains news would drop them"):
+            update(project, domains=kept)
+    assert git(project, "status", "--porcelain") == ""
+
+    # Back to a plain name with the same singular: only the answers file changes.
+    update(project, domains=["posts", "tags", news])
+    assert git(project, "status", "--porcelain") == " M .copier-answers.yml\n"

@@ -4,6 +4,7 @@ added, removal guarded, edits and .env kept."""
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import json
 import os
 import re
@@ -520,13 +521,63 @@ def test_add_domain_command_prints_the_questionnaire_refusal_in_one_line(
     template_snapshot: Path, tmp_path: Path
 ) -> None:
     project = generate(template_snapshot, tmp_path / "project", ["posts"])
-    for name, message in (("class", "Python keyword"), ("posts", "already exists")):
-        result = domains_script(project, "add", name, env={})
+    for args, message in (
+        (["class"], "Python keyword"),
+        (["posts"], "already exists"),
+        (["news", "News"], "'News' is not a singular"),
+        (["news", "data"], 'gives the singular "data" (model class "Data"), which clashes'),
+        (["news", "post"], "which an earlier domain has"),
+    ):
+        result = domains_script(project, "add", *args, env={})
         assert result.returncode == 1
         assert message in result.stderr
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # + copier's note
     assert git(project, "status", "--porcelain") == ""
+
+
+def test_add_domain_command_records_a_given_singular(
+    template_snapshot: Path, tmp_path: Path
+) -> None:
+    """`make add-domain NAME=news SINGULAR=news_item` writes the {name, singular} form."""
+    project = generate(template_snapshot, tmp_path / "project", ["posts"])
+
+    result = domains_script(project, "add", "news", "news_item", env={})
+
+    assert result.returncode == 0, result.stderr
+    assert "Added domain 'news' (singular 'news_item')" in result.stdout
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["domains"] == ["posts", {"name": "news", "singular": "news_item"}]
+    assert "class NewsItem(" in (project / "src/my_api/news/models.py").read_text()
+
+
+def test_remove_domain_command_keeps_the_other_domains_in_their_form(
+    template_snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusals name domains of both forms, and what remove passes on to copier keeps
+    each remaining entry as it was written (the drop plan and copier are stubbed here; the
+    slow tests above run them for real)."""
+    news = {"name": "news", "singular": "news_item"}
+    project = generate(template_snapshot, tmp_path / "project", ["posts", news])
+    result = domains_script(project, "remove", "nope", env={})
+    assert "no domain 'nope' (domains: posts, news)" in result.stderr
+
+    monkeypatch.chdir(project)
+    spec = importlib.util.spec_from_file_location("domains_script", "scripts/domains.py")
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    updates: list[list[object]] = []
+    monkeypatch.setattr(script, "_check_clean_tree", lambda: None)
+    monkeypatch.setattr(script, "_drop_plan", lambda name: {"tables": []})
+    monkeypatch.setattr(script, "_copier_update", lambda domains, **_: updates.append(domains))
+    monkeypatch.setattr(script, "_retire_history", lambda name: script.RETIRED)
+
+    script.remove("news", ["posts", news])
+    script.remove("posts", ["posts", news])
+
+    assert updates == [["posts"], [news]]
 
 
 # --- Updating projects generated from released versions --------------------------------

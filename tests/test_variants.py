@@ -192,7 +192,7 @@ def test_answers_file_records_choices_but_no_secret(
     secret_value = secret.split("=", 1)[1]
     assert len(secret_value) == 64
     assert secret_value not in (project / ".copier-answers.yml").read_text()
-    assert answers["domains"] == variant.domains
+    assert answers["domains"] == variant.answers.get("domains", variant.domains)
     assert answers["auth"] == variant.auth
     assert "secret_key" not in answers
     assert ".env" in (project / ".gitignore").read_text().splitlines()

@@ -523,7 +523,8 @@ def left_behind(answers: dict[str, object], old: str, new: str) -> tuple[list[Pa
 def switch(new: str, owner: str | None) -> int:
     answers = yaml.safe_load(ANSWERS_FILE.read_text(encoding="utf-8"))
     old = check(answers, new, owner)
-    domains = [str(domain) for domain in answers.get("domains") or []]
+    # A domain is a name or {name: ..., singular: ...}.
+    domains = [d["name"] if isinstance(d, dict) else str(d) for d in answers.get("domains") or []]
     package = next(p.name for p in Path("src").iterdir() if (p / "__init__.py").is_file())
     committed = committed_migrations()
     command = [sys.executable, "-m", "copier", "update", "--defaults", "--vcs-ref=:current:"]

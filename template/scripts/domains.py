@@ -1,6 +1,7 @@
 """Add or remove a domain of this project, using the template it was generated from.
 
     make add-domain NAME=orders      # package, migration branch, tests, router line
+    make add-domain NAME=news SINGULAR=news_item   # where the guessed singular is wrong
     make remove-domain NAME=orders   # the reverse; its tables go in a reviewed migration
 
 Both read the current `domains` answer from .copier-answers.yml and run `copier update`
@@ -31,6 +32,9 @@ ANSWERS_FILE = Path(".copier-answers.yml")
 VERSIONS = Path("migrations", "versions")
 RETIRED = VERSIONS / "retired"
 NAME = re.compile(r"[a-z][a-z0-9_]*")
+# An entry of the `domains` answer: a name, or {name: ..., singular: ...} where the singular
+# guessed from the plural is wrong.
+Domain = str | dict[str, str]
 
 
 class RefusalError(Exception):
@@ -60,11 +64,15 @@ def _check_clean_tree() -> None:
         )
 
 
-def _check_name(name: str) -> None:
+def _check_name(name: str, what: str = "domain name") -> None:
     if not NAME.fullmatch(name):
         raise RefusalError(
-            f"{name!r} is not a domain name: use snake_case (lowercase letters, digits, _)"
+            f"{name!r} is not a {what}: use snake_case (lowercase letters, digits, _)"
         )
+
+
+def _name(domain: Domain) -> str:
+    return domain["name"] if isinstance(domain, dict) else domain
 
 
 def _package() -> str:
@@ -104,7 +112,7 @@ def _drop_plan(name: str) -> dict[str, Any]:
 # --- Changes -------------------------------------------------------------------------------
 
 
-def _copier_update(domains: list[str], **data: object) -> None:
+def _copier_update(domains: list[Domain], **data: object) -> None:
     """`copier update --defaults --vcs-ref=:current: -d domains=[...]`, with Copier's own
     refusals (an invalid name, say) turned into one line instead of a traceback."""
     from copier import VcsRef, run_update
@@ -168,9 +176,11 @@ def _conflicted_files() -> list[str]:
     return found.stdout.split()
 
 
-def add(name: str, domains: list[str]) -> None:
+def add(name: str, domains: list[Domain], singular: str | None = None) -> None:
     _check_name(name)
-    if name in domains:
+    if singular is not None:
+        _check_name(singular, "singular")
+    if name in map(_name, domains):
         raise RefusalError(f"domain {name!r} already exists")
     if _retired_history(name):
         raise RefusalError(
@@ -178,14 +188,16 @@ def add(name: str, domains: list[str]) -> None:
             f"{RETIRED}/ (its revision ids would clash): pick another name"
         )
     _check_clean_tree()
-    _copier_update([*domains, name])
-    print(f"Added domain {name!r}. Next: make migrate && make test")
+    _copier_update([*domains, {"name": name, "singular": singular} if singular else name])
+    named = f" (singular {singular!r})" if singular else ""
+    print(f"Added domain {name!r}{named}. Next: make migrate && make test")
 
 
-def remove(name: str, domains: list[str]) -> None:
+def remove(name: str, domains: list[Domain]) -> None:
     _check_name(name)
-    if name not in domains:
-        raise RefusalError(f"no domain {name!r} (domains: {', '.join(domains)})")
+    names = [_name(domain) for domain in domains]
+    if name not in names:
+        raise RefusalError(f"no domain {name!r} (domains: {', '.join(names)})")
     if len(domains) == 1:
         raise RefusalError("a project needs at least one domain: add its replacement first")
     if not (VERSIONS / name).is_dir():
@@ -198,7 +210,7 @@ def remove(name: str, domains: list[str]) -> None:
     package = _package()
     plan = _drop_plan(name)
 
-    remaining = [domain for domain in domains if domain != name]
+    remaining = [domain for domain in domains if _name(domain) != name]
     _copier_update(remaining, allow_domain_removal=True)
     try:
         for leftover in (Path("src", package, name), Path("tests", name)):
@@ -349,19 +361,20 @@ def table_owners(package: str, base: Any) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in {"add", "remove", "drop-plan"}:
-        print("usage: domains.py add|remove <domain>", file=sys.stderr)
+    arguments = {"add": (2, 3), "remove": (2,), "drop-plan": (2,)}
+    if not argv or len(argv) not in arguments.get(argv[0], ()):
+        print("usage: domains.py add <domain> [<singular>] | remove <domain>", file=sys.stderr)
         return 2
-    action, name = argv
+    action, name, *singular = argv
     if action == "drop-plan":
         print(json.dumps(drop_plan(name)))
         return 0
     import yaml
 
     answers = yaml.safe_load(ANSWERS_FILE.read_text(encoding="utf-8"))
-    domains: list[str] = list(answers.get("domains") or [])
+    domains: list[Domain] = list(answers.get("domains") or [])
     try:
-        add(name, domains) if action == "add" else remove(name, domains)
+        add(name, domains, *singular) if action == "add" else remove(name, domains)
     except RefusalError as error:
         print(f"{action}-domain {name}: {error}", file=sys.stderr)
         return 1
