@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN_DIR = "{% yield domain from domain_specs %}{{ domain.name }}{% endyield %}"
 JINJA = re.compile(r"{{|}}|{%|%}|{#|#}")
+# A substitution of a plain name (`{{ domain.entity }}`): everything else is template logic.
+NAME_ONLY = re.compile(r"{{ *[a-z_]+(?:[.][a-z_]+)* *}}")
 EIGHT = "[posts, tags, orders, invoices, customers, products, categories, reviews]"
 
 
@@ -70,18 +72,27 @@ def count(path: Path) -> int:
 
 
 def template_files(source: Path) -> None:
-    print("## Domain template files (lines, of which carry Jinja)")
-    total = jinja_total = 0
+    print("## Domain template files: lines, lines with Jinja, lines with Jinja logic")
+    print("   (logic: any Jinja but the plain substitution of a name, e.g. {{ domain.entity }})")
+    total = jinja_total = logic_total = 0
     for folder in sorted(source.glob(f"template/**/{DOMAIN_DIR}")):
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             lines = path.read_text().splitlines()
-            jinja = sum(1 for line in lines if JINJA.search(line))
+            jinja = [line for line in lines if JINJA.search(line)]
+            logic = [line for line in jinja if JINJA.search(NAME_ONLY.sub("", line))]
             total += len(lines)
-            jinja_total += jinja
-            share = f"{100 * jinja / len(lines):.0f} %" if lines else "-"
+            jinja_total += len(jinja)
+            logic_total += len(logic)
             name = path.relative_to(folder.parent.parent).as_posix().replace(DOMAIN_DIR, "<domain>")
-            print(f"{name:<70} {len(lines):>4} {jinja:>4} {share:>5}")
-    print(f"{'total':<70} {total:>4} {jinja_total:>4} {100 * jinja_total / total:.0f} %")
+            print(f"{name:<66} {len(lines):>4} {share(jinja, lines):>10} {share(logic, lines):>10}")
+    print(
+        f"{'total':<66} {total:>4} {jinja_total:>4} {100 * jinja_total / total:3.0f} %"
+        f" {logic_total:>4} {100 * logic_total / total:3.0f} %"
+    )
+
+
+def share(part: list[str], whole: list[str]) -> str:
+    return f"{len(part):>4} {100 * len(part) / len(whole):3.0f} %" if whole else "-"
 
 
 def domain_files(project: Path, name: str) -> list[Path]:

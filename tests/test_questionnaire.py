@@ -222,10 +222,46 @@ def test_domain_specs_read_both_forms() -> None:
     specs = naming().domain_specs(["orders", NEWS, {"name": "series"}, "people"])
 
     assert yaml.safe_load(specs) == [
-        {"name": "orders", "singular": "order", "entity": "Order", "title": "Orders"},
-        {"name": "news", "singular": "news_item", "entity": "NewsItem", "title": "News"},
-        {"name": "series", "singular": "series", "entity": "Series", "title": "Series"},
-        {"name": "people", "singular": "person", "entity": "Person", "title": "People"},
+        {
+            "name": "orders",
+            "singular": "order",
+            "entity": "Order",
+            "plural": "Orders",
+            "title": "Orders",
+            "words": "orders",
+            "path": "orders",
+            "env": "ORDERS",
+        },
+        {
+            "name": "news",
+            "singular": "news_item",
+            "entity": "NewsItem",
+            "plural": "News",
+            "title": "News",
+            "words": "news",
+            "path": "news",
+            "env": "NEWS",
+        },
+        {
+            "name": "series",
+            "singular": "series",
+            "entity": "Series",
+            "plural": "Series",
+            "title": "Series",
+            "words": "series",
+            "path": "series",
+            "env": "SERIES",
+        },
+        {
+            "name": "people",
+            "singular": "person",
+            "entity": "Person",
+            "plural": "People",
+            "title": "People",
+            "words": "people",
+            "path": "people",
+            "env": "PEOPLE",
+        },
     ]
 
 
