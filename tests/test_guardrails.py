@@ -88,6 +88,11 @@ WRONG_IMPORTS = {
         "from {package}.posts import service as posts_service  # noqa: F401",
         "no import cycles between domains",
     ),
+    "auth-imports-users": (
+        "auth/permissions.py",
+        "from {package}.users import service as users_service  # noqa: F401",
+        "no import cycles between domains",
+    ),
 }
 
 

@@ -71,10 +71,11 @@ class VersionConflictError(ConflictError):
 
 
 class NotAuthenticatedError(AppError):
+    """401. The way of authenticating adds its challenge (`WWW-Authenticate`), if any."""
+
     status_code = status.HTTP_401_UNAUTHORIZED
     code = "not_authenticated"
     message = "Missing or invalid credentials"
-    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
 
 
 class PermissionDeniedError(AppError):
