@@ -49,6 +49,7 @@ BAD_ANSWERS = [
     ({"domains": ["posts", "tags", "posts"]}, 'domain "posts" is listed twice'),
     ({"domains": ["repositories"]}, '"repository" (model class "Repository"), which clashes'),
     ({"domains": ["owner_scopes"]}, '"owner_scope" (model class "OwnerScope"), which clashes'),
+    ({"domains": [{"name": "profiles", "singular": "me"}]}, "the operation ids of /users/me"),
     ({"domains": [{"name": "members", "singular": "user"}]}, '"user" (model class "User"), which'),
     ({"domains": ["sessions"]}, 'singular "session" (model class "Session"), which clashes'),
     ({"domains": ["bases"]}, 'singular "base" (model class "Base"), which clashes'),
