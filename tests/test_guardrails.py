@@ -58,9 +58,9 @@ WRONG_IMPORTS = {
         "from {package}.tags.models import Tag  # noqa: F401",
         "domains use each other only through their service and schemas",
     ),
-    "domain-imports-users-models": (
+    "domain-imports-auth-accounts": (
         "posts/service.py",
-        "from {package}.users.models import User  # noqa: F401",
+        "from {package}.auth.accounts import User  # noqa: F401",
         "domains use each other only through their service and schemas",
     ),
     "auth-imports-domain": (
