@@ -395,7 +395,11 @@ def test_taken_singulars_are_exactly_the_names_a_domain_already_uses(
     clashing: set[str] = set()
     for project in widget_renders:
         # Models and schemas meet in one namespace too: the ORM registry, the OpenAPI schemas.
-        shared = [*project.glob("src/**/models.py"), *project.glob("src/**/schemas.py")]
+        shared = [
+            path
+            for pattern in ("models", "schemas", "accounts", "account_schemas")
+            for path in project.glob(f"src/**/{pattern}.py")
+        ]
         trees = [ast.parse(path.read_text()) for path in shared]
         classes = {node.name for tree in trees for node in ast.walk(tree) if is_class(node)}
         found = [scopes(ast.parse(path.read_text())) for p in sources for path in project.glob(p)]
