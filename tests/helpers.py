@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -261,3 +262,30 @@ def git(cwd: Path, *args: str) -> str:
     if result.returncode != 0:
         raise AssertionError(f"`git {' '.join(args)}` failed in {cwd}:\n{result.stderr}")
     return result.stdout
+
+
+def template_repository(destination: Path, message: str = "template") -> Path:
+    """The working tree's template (uncommitted changes included) as a committed repository."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in TEMPLATE_PATHS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, destination / name)
+        else:
+            shutil.copy2(ROOT / name, destination / name)
+    git(destination, "init", "--quiet", "--initial-branch=main")
+    git(destination, "add", "--all")
+    git(destination, "commit", "--quiet", "--message", message)
+    return destination
+
+
+def serve_command(project: Path, answers: Mapping[str, object], port: int) -> list[str]:
+    """The installed project's app under uvicorn on a loopback port."""
+    return [
+        str(project / ".venv/bin/uvicorn"),
+        f"{package_name(answers)}.main:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import copier
 import pytest
 
-from tests.helpers import BIN, ROOT, TEMPLATE_PATHS, git, rendered_files, uv_env
+from tests.helpers import BIN, git, rendered_files, template_repository, uv_env
 
 REPORTS_ROUTER = """\
 from fastapi import APIRouter
@@ -47,20 +46,6 @@ operation = app.openapi()["paths"]["/reports/summary"]["get"]
 assert operation["operationId"] == "report_summary", operation
 print("served")
 """
-
-
-def template_repository(destination: Path) -> Path:
-    """The working tree's template as a committed repository."""
-    destination.mkdir()
-    for name in TEMPLATE_PATHS:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, destination / name)
-        else:
-            shutil.copy2(ROOT / name, destination / name)
-    git(destination, "init", "--quiet", "--initial-branch=main")
-    git(destination, "add", "--all")
-    git(destination, "commit", "--quiet", "--message", "template")
-    return destination
 
 
 @pytest.mark.slow

@@ -28,8 +28,8 @@ from tests.helpers import (
     BIN,
     StepTimer,
     Variant,
-    package_name,
     run_alembic,
+    serve_command,
     stop_gracefully,
     suite_variants,
     uv_env,
@@ -149,15 +149,7 @@ def served(tmp_path: Path) -> Iterator[Callable[[Path, Variant], str]]:
 
     def _serve(project: Path, variant: Variant) -> str:
         port = free_port()
-        command = [
-            str(project / ".venv/bin/uvicorn"),
-            f"{package_name(variant.answers)}.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        command = serve_command(project, variant.answers, port)
         env = {
             **os.environ,
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'client.db'}",

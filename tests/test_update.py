@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -27,7 +26,6 @@ from tests.helpers import (
     BIN,
     MATRIX_QUESTIONS,
     ROOT,
-    TEMPLATE_PATHS,
     StepTimer,
     Variant,
     choices,
@@ -35,6 +33,7 @@ from tests.helpers import (
     is_forbidden,
     rendered_files,
     run_alembic,
+    template_repository,
     uv_env,
 )
 from tests.release_repo import RELEASES, ReleaseRepo, build_release_repo
@@ -46,16 +45,7 @@ MAKE_LINE = re.compile(r"make(\[\d+\])?: ")
 @pytest.fixture(scope="module")
 def template_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The working tree as a committed repository, so recorded commits stay resolvable."""
-    snapshot = tmp_path_factory.mktemp("template-snapshot")
-    for name in TEMPLATE_PATHS:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, snapshot / name)
-        else:
-            shutil.copy2(ROOT / name, snapshot / name)
-    git(snapshot, "init", "--quiet", "--initial-branch=main")
-    git(snapshot, "add", "--all")
-    git(snapshot, "commit", "--quiet", "--message", "snapshot")
-    return snapshot
+    return template_repository(tmp_path_factory.mktemp("template-snapshot"), "snapshot")
 
 
 def generate(snapshot: Path, destination: Path, domains: list[str], **answers: object) -> Path:

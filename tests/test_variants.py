@@ -35,6 +35,7 @@ from tests.helpers import (
     package_name,
     rendered_files,
     run_alembic,
+    serve_command,
     stop_gracefully,
     suite_variants,
     uv_env,
@@ -445,15 +446,7 @@ def serve_and_probe(
     restarting the app once the database is back. Last, SIGTERM with a request in flight.
     """
     port = free_port()
-    command = [
-        str(project / ".venv/bin/uvicorn"),
-        f"{package_name(variant.answers)}.main:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    command = serve_command(project, variant.answers, port)
     log = project / "serve.log"
     with log.open("wb") as output:  # a file, not a pipe: a load run logs thousands of lines
         process = subprocess.Popen(
