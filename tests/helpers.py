@@ -166,6 +166,17 @@ def rendered_files(project: Path) -> list[Path]:
     )
 
 
+# How the template tests run a rendered project's suite. A test that runs for minutes has hung:
+# pytest then prints every thread's stack, which the timeout message below shows.
+PYTEST_ARGS = ("-q", "-p", "no:cacheprovider", "-o", "faulthandler_timeout=180")
+
+
+def _tail(output: str | bytes | None, size: int = 12000) -> str:
+    if isinstance(output, bytes):
+        output = output.decode(errors="replace")
+    return (output or "")[-size:]
+
+
 @dataclass
 class StepTimer:
     """Runs commands in a rendered project and remembers how long each step took."""
@@ -175,15 +186,23 @@ class StepTimer:
 
     def run(self, step: str, *command: str, env: Mapping[str, str] | None = None) -> str:
         started = time.perf_counter()
-        result = subprocess.run(
-            command,
-            cwd=self.project,
-            env={**os.environ, **(env or {})},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=900,
-        )
+        try:
+            result = subprocess.run(
+                command,
+                cwd=self.project,
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=900,
+            )
+        except subprocess.TimeoutExpired as timeout:
+            # What the command printed before it hung is what tells where it hung.
+            raise AssertionError(
+                f"`{' '.join(command)}` did not finish in {timeout.timeout:.0f} s in "
+                f"{self.project}\n--- stdout ---\n{_tail(timeout.stdout)}\n"
+                f"--- stderr ---\n{_tail(timeout.stderr)}"
+            ) from None
         self.steps[step] = self.steps.get(step, 0.0) + time.perf_counter() - started
         if result.returncode != 0:
             raise AssertionError(

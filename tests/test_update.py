@@ -25,6 +25,7 @@ from copier import VcsRef
 from tests.helpers import (
     BIN,
     MATRIX_QUESTIONS,
+    PYTEST_ARGS,
     ROOT,
     StepTimer,
     Variant,
@@ -797,7 +798,7 @@ def test_edited_release_project_keeps_its_edits_and_passes_its_suite(
         timer.run("ruff", str(venv / "ruff"), "check", ".")
         timer.run("ruff", str(venv / "ruff"), "format", "--check", ".")
         timer.run("mypy", str(venv / "mypy"), env=mypy_cache)
-        timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider")
+        timer.run("pytest", str(venv / "pytest"), *PYTEST_ARGS)
         database = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'update.db'}"}
         run_alembic(timer, "alembic", "upgrade:heads", "check", env=database)
     finally:

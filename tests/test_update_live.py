@@ -21,7 +21,17 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import BIN, ROOT, StepTimer, Variant, choices, git, run_alembic, uv_env
+from tests.helpers import (
+    BIN,
+    PYTEST_ARGS,
+    ROOT,
+    StepTimer,
+    Variant,
+    choices,
+    git,
+    run_alembic,
+    uv_env,
+)
 from tests.live import (
     EDIT,
     EMAIL,
@@ -244,7 +254,7 @@ def test_release_database_survives_the_update(
 
         suite = {"DATABASE_URL": suite_url, "TEST_DATABASE_URL": suite_url} if suite_url else {}
         venv = project / ".venv/bin"
-        timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider", env=suite)
+        timer.run("pytest", str(venv / "pytest"), *PYTEST_ARGS, env=suite)
     finally:
         row = {"variant": f"live {case.id}", "steps": timer.steps}
         record_property("variant_timing", json.dumps(row))

@@ -27,6 +27,7 @@ from tests.conftest import RENDER_SECONDS
 from tests.helpers import (
     BIN,
     LEFTOVER_JINJA,
+    PYTEST_ARGS,
     VARIANTS,
     StepTimer,
     Variant,
@@ -526,7 +527,7 @@ def test_project_passes_its_own_checks(
         timer.run("lint-imports", str(venv / "lint-imports"))
         url, server = database_url_for(variant, project, database_servers)
         database = {"DATABASE_URL": url, "TEST_DATABASE_URL": url}
-        timer.run("pytest", str(venv / "pytest"), "-q", "-p", "no:cacheprovider", env=database)
+        timer.run("pytest", str(venv / "pytest"), *PYTEST_ARGS, env=database)
         run_alembic(
             timer,
             "alembic",
