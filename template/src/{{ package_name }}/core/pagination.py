@@ -1,6 +1,7 @@
 """Offset pagination shared by every list endpoint."""
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Generic, Self, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
@@ -34,3 +35,12 @@ class Page(BaseModel, Generic[ItemT]):
     total: int
     limit: int
     offset: int
+
+    @classmethod
+    def of(cls, rows: Sequence[object], total: int, params: PageParams) -> Self:
+        """The page `params` asked for: `Page[PostPublic].of(rows, total, params)` reads
+        each row (an ORM object) into the item schema."""
+        return cls.model_validate(
+            {"items": rows, "total": total, "limit": params.limit, "offset": params.offset},
+            from_attributes=True,
+        )
