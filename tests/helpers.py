@@ -207,7 +207,7 @@ class StepTimer:
         if result.returncode != 0:
             raise AssertionError(
                 f"`{' '.join(command)}` failed in {self.project} (exit {result.returncode})\n"
-                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+                f"--- stdout ---\n{_tail(result.stdout)}\n--- stderr ---\n{_tail(result.stderr)}"
             )
         return result.stdout
 
