@@ -13,7 +13,9 @@ rm -rf "$dest"
 [ "${CHECKS:-1}" = 1 ] || exit 0
 cd "$dest"
 export UV_PYTHON_DOWNLOADS=never
-"$root/.venv/bin/ruff" format --check --diff . && "$root/.venv/bin/ruff" check .
+# Two commands, not `a && b`: set -e ignores a failure on the left of `&&`.
+"$root/.venv/bin/ruff" format --check --diff .
+"$root/.venv/bin/ruff" check .
 "$root/.venv/bin/uv" sync --quiet --python "${UV_PYTHON:-$(python3 "$root/scripts/find_python.py" "$(cat .python-version)")}"
 .venv/bin/mypy
 .venv/bin/lint-imports
