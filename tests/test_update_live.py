@@ -83,6 +83,7 @@ CASES = [
     LiveCase("0.2.0", "postgresql", "jwt", owner_migration=True),
     LiveCase("0.3.0", "sqlite", "session"),
     LiveCase("0.4.0", "mysql", "api_key"),
+    LiveCase("0.5.0", "postgresql", "jwt", ("orders", "customers")),
 ]
 assert {case.version for case in CASES} == set(RELEASES), "add the new release to CASES"
 # Template bugs these cases found and the template does not fix yet: each one fails until it
