@@ -76,26 +76,40 @@ class Variant:
     def python_version(self) -> str:
         return self.answer("python_version")
 
+    @property
+    def redis(self) -> bool:
+        """The `redis` answer; its default follows the deployment (copier.yml)."""
+        answer = self.answers.get("redis")
+        return self.deployment in MULTI_REPLICA if answer is None else bool(answer)
+
+
+# Deployments that run several replicas: Redis (shared login budgets) is required there.
+MULTI_REPLICA = ("kubernetes", "cloud_run")
+
 
 # Answer combinations the questionnaire refuses (copier.yml validators), with the message
 # it gives. The matrix skips them; tests/test_questionnaire.py proves each one is refused.
 SQLITE_MULTI_REPLICA = "runs several replicas, but SQLite is a file on one machine"
-FORBIDDEN: list[tuple[dict[str, str], str]] = [
+SHARED_BUDGETS = "runs several replicas, which must share their login budgets: answer redis=true"
+FORBIDDEN: list[tuple[dict[str, object], str]] = [
     ({"database": "sqlite", "deployment": "kubernetes"}, SQLITE_MULTI_REPLICA),
     ({"database": "sqlite", "deployment": "cloud_run"}, SQLITE_MULTI_REPLICA),
+    ({"database": "postgresql", "deployment": "kubernetes", "redis": False}, SHARED_BUDGETS),
+    ({"database": "mysql", "deployment": "cloud_run", "redis": False}, SHARED_BUDGETS),
 ]
 
 
 def is_forbidden(answers: Mapping[str, object]) -> bool:
-    return any(
-        all(answers.get(question) == value for question, value in combo.items())
-        for combo, _ in FORBIDDEN
-    )
+    """A refused combination (a missing `redis` answer takes its default)."""
+    given = {"redis": answers.get("deployment") in MULTI_REPLICA, **answers}
+    sqlite_multi = given.get("database") == "sqlite" and given.get("deployment") in MULTI_REPLICA
+    unshared = given.get("deployment") in MULTI_REPLICA and given["redis"] is False
+    return sqlite_multi or unshared
 
 
 def matrix() -> list[Variant]:
     """Every database x auth x deployment combination, straight from copier.yml, minus the
-    FORBIDDEN ones.
+    FORBIDDEN ones; `redis` takes its default (on where several replicas run).
 
     Python versions rotate through the database x auth rows so every supported version is
     exercised, while variants differing only in deployment share one application.
@@ -110,12 +124,15 @@ def matrix() -> list[Variant]:
             if is_forbidden(answers):
                 continue
             answers["python_version"] = PYTHON_VERSIONS[index % len(PYTHON_VERSIONS)]
+            answers["redis"] = value in MULTI_REPLICA
             variants.append(Variant("-".join(combo), answers))
     return variants
 
 
 # Shapes of the questionnaire the matrix does not vary: domain lists and names.
 SHAPE_VARIANTS = [
+    # Redis on a single node (compose runs it beside the app); SQLite keeps it fast.
+    Variant("sqlite-session-docker-redis", {"auth": "session", "redis": True}),
     Variant("one-domain-none-auth", {"auth": "none", "domains": ["posts"]}),
     Variant(
         "longest-names",
@@ -141,7 +158,8 @@ VARIANTS = matrix() + SHAPE_VARIANTS
 
 def app_key(variant: Variant) -> tuple[str, ...]:
     """Answers that change the application itself (the deployment choice only adds files)."""
-    return (variant.database, variant.auth, ",".join(variant.domains), variant.python_version)
+    redis = "redis" if variant.redis else ""
+    return (variant.database, variant.auth, redis, ",".join(variant.domains), variant.python_version)
 
 
 def suite_variants() -> list[Variant]:

@@ -418,10 +418,10 @@ def test_taken_singulars_are_exactly_the_names_a_domain_already_uses(
 
 
 @pytest.mark.parametrize(
-    ("answers", "message"), FORBIDDEN, ids=["-".join(a.values()) for a, _ in FORBIDDEN]
+    ("answers", "message"), FORBIDDEN, ids=["-".join(map(str, a.values())) for a, _ in FORBIDDEN]
 )
 def test_forbidden_combination_is_refused(
-    tmp_path: Path, answers: dict[str, str], message: str
+    tmp_path: Path, answers: dict[str, object], message: str
 ) -> None:
     """The matrix skips helpers.FORBIDDEN: each entry must really be refused by copier.yml
     (a disabled choice, "Invalid choice", or a question validator, "Validation error")."""

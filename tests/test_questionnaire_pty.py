@@ -132,6 +132,7 @@ def test_sqlite_shows_multi_replica_targets_disabled_and_skips_them(
         )
     # From Docker, the next choice the cursor can reach is VPS.
     questionnaire.send(DOWN + ENTER)
+    questionnaire.answer("Redis for what every process must share")  # No, the default
 
     answers = questionnaire.finish()
     assert (answers["database"], answers["deployment"]) == ("sqlite", "vps")
@@ -150,6 +151,7 @@ def test_sqlite_refusal_is_readable_in_80_columns(tmp_path: Path) -> None:
         assert "   - Kubernetes (" in listing
         assert "   - Google Cloud Run (" in listing
         questionnaire.send(ENTER)
+        questionnaire.answer("Redis for what every process must share")
         assert questionnaire.finish()["deployment"] == "docker"
     finally:
         questionnaire.close()
@@ -165,9 +167,20 @@ def test_postgresql_can_pick_kubernetes(questionnaire: Questionnaire) -> None:
     assert "- Kubernetes" not in listing
     assert "with SQLite" not in listing
     questionnaire.send(DOWN + ENTER)
+    # Several replicas must share their login budgets: "No" is shown disabled, with why.
+    listing = questionnaire.expect("No: one process, everything in memory")
+    assert "required: kubernetes runs several replicas" in listing
+    disabled = re.search(r"- No: one process, everything in memory \((.*)\)", listing)
+    assert disabled, listing
+    assert disabled.group(1) == (
+        'deployment "kubernetes" runs several replicas, which must share their login budgets: '
+        "answer redis=true"
+    )
+    questionnaire.send(ENTER)
 
     answers = questionnaire.finish()
     assert (answers["database"], answers["deployment"]) == ("postgresql", "kubernetes")
+    assert answers["redis"] is True
     assert (questionnaire.destination / "deploy/kubernetes").is_dir()
 
 
@@ -187,6 +200,7 @@ def test_bad_domain_list_shows_the_validator_message_and_can_be_retyped(
     questionnaire.answer("Database engine")
     questionnaire.answer("Authentication style")
     questionnaire.answer("Deployment target")
+    questionnaire.answer("Redis for what every process must share")
 
     answers = questionnaire.finish()
     assert answers["domains"] == ["orders", "invoices"]
@@ -211,6 +225,7 @@ def test_bad_singular_shows_the_validator_message_and_can_be_retyped(
     questionnaire.answer("Database engine")
     questionnaire.answer("Authentication style")
     questionnaire.answer("Deployment target")
+    questionnaire.answer("Redis for what every process must share")
 
     answers = questionnaire.finish()
     assert answers["domains"] == ["orders", {"name": "news", "singular": "news_item"}]
