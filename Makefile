@@ -34,7 +34,7 @@ demo: bootstrap ## Render the default variant into ./demo (DEST=...), migrate it
 test: bootstrap ## The whole test suite: docs built strictly, every variant rendered, installed and checked
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/mkdocs build --strict --quiet
-	$(BIN)/python -m tests.servers postgresql mysql
+	$(BIN)/python -m tests.servers postgresql mysql redis
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
 
 test-fast: bootstrap ## Render checks and questionnaire tests only (no rendered project installs)

@@ -158,8 +158,9 @@ VARIANTS = matrix() + SHAPE_VARIANTS
 
 def app_key(variant: Variant) -> tuple[str, ...]:
     """Answers that change the application itself (the deployment choice only adds files)."""
+    domains = ",".join(variant.domains)
     redis = "redis" if variant.redis else ""
-    return (variant.database, variant.auth, redis, ",".join(variant.domains), variant.python_version)
+    return (variant.database, variant.auth, redis, domains, variant.python_version)
 
 
 def suite_variants() -> list[Variant]:

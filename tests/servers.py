@@ -1,6 +1,6 @@
 """Real database servers on 127.0.0.1 for the template's tests (no Docker, no systemd).
 
-PostgreSQL and MariaDB run from their Debian packages in throw-away data directories, on
+PostgreSQL, MariaDB and Redis run from their Debian packages in throw-away data directories, on
 ports picked at run time, and are stopped at the end even when tests fail. `ensure_installed`
 installs missing packages with apt-get when running as root, and otherwise stops with the
 command to run: a variant is never skipped silently.
@@ -25,7 +25,9 @@ from pathlib import Path
 APT_PACKAGES = {
     "postgresql": ["postgresql"],
     "mysql": ["mariadb-server-core", "mariadb-client-core"],
+    "redis": ["redis-server", "redis-tools"],
 }
+REDIS_DATABASES = 256  # `create_database` hands out one per caller
 
 
 class ServerUnavailableError(RuntimeError):
@@ -60,9 +62,17 @@ def mariadb_bin() -> Path | None:
     return Path(binary).parent if binary else None
 
 
+def redis_bin() -> Path | None:
+    binary = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin")
+    return Path(binary).parent if binary else None
+
+
+def server_bin(engine: str) -> Path | None:
+    return {"postgresql": postgres_bin, "mysql": mariadb_bin, "redis": redis_bin}[engine]()
+
+
 def ensure_installed(engine: str) -> None:
-    present = postgres_bin() if engine == "postgresql" else mariadb_bin()
-    if present is not None:
+    if server_bin(engine) is not None:
         return
     packages = APT_PACKAGES[engine]
     command = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
@@ -72,7 +82,7 @@ def ensure_installed(engine: str) -> None:
         )
     subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
     subprocess.run(command, check=True, capture_output=True)
-    if (postgres_bin() if engine == "postgresql" else mariadb_bin()) is None:
+    if server_bin(engine) is None:
         raise ServerUnavailableError(f"{engine} still missing after: {' '.join(command)}")
 
 
@@ -83,7 +93,8 @@ def _postgres_user() -> dict[str, str]:
 
 @dataclass
 class DatabaseServer:
-    """One running server; `create_database` hands out a fresh database per caller."""
+    """One running server; `create_database` hands out a fresh database per caller (on
+    Redis, one of its numbered databases)."""
 
     engine: str
     port: int = 0
@@ -91,15 +102,39 @@ class DatabaseServer:
     process: subprocess.Popen[bytes] | None = None
     command: list[str] = field(default_factory=list)
     popen_options: dict[str, str] = field(default_factory=dict)
+    handed_out: int = 0
 
     def start(self) -> DatabaseServer:
         ensure_installed(self.engine)
         self.port = free_port()
-        if self.engine == "postgresql":
-            self._start_postgres()
-        else:
-            self._start_mariadb()
+        {
+            "postgresql": self._start_postgres,
+            "mysql": self._start_mariadb,
+            "redis": self._start_redis,
+        }[self.engine]()
         return self
+
+    def _start_redis(self) -> None:
+        binaries = redis_bin()
+        assert binaries is not None
+        self.command = [
+            str(binaries / "redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--databases",
+            str(REDIS_DATABASES),
+            "--dir",
+            str(self.workdir),
+        ]
+        self.resume()
 
     def _start_postgres(self) -> None:
         binaries = postgres_bin()
@@ -190,6 +225,9 @@ class DatabaseServer:
 
     def client_command(self, database: str | None = None) -> list[str]:
         """The server's own SQL client, as the admin user, unaligned output, stops on errors."""
+        if self.engine == "redis":
+            command = [str(shutil.which("redis-cli") or "/usr/bin/redis-cli"), "-p", str(self.port)]
+            return [*command, "-n", database] if database else command
         if self.engine == "postgresql":
             binaries = postgres_bin()
             assert binaries is not None
@@ -256,7 +294,12 @@ class DatabaseServer:
             time.sleep(0.1)
 
     def create_database(self, label: str) -> str:
-        """A fresh database with its own user; returns its async SQLAlchemy URL."""
+        """A fresh database with its own user; returns its async SQLAlchemy URL (on Redis:
+        the URL of a numbered database no other caller got)."""
+        if self.engine == "redis":
+            assert self.handed_out < REDIS_DATABASES, "every Redis database is handed out"
+            self.handed_out += 1
+            return f"redis://127.0.0.1:{self.port}/{self.handed_out - 1}"
         name = f"t_{label[:20]}_{uuid.uuid4().hex[:8]}".replace("-", "_").lower()
         password = uuid.uuid4().hex
         if self.engine == "postgresql":
