@@ -22,7 +22,7 @@ import pytest
 import yaml
 from copier import VcsRef
 
-from tests.helpers import BIN, git, package_name, stop_gracefully, uv_env
+from tests.helpers import BIN, MULTI_REPLICA, git, package_name, stop_gracefully, uv_env
 from tests.servers import DatabaseServer, free_port
 from tests.test_questionnaire_pty import ENTER, Questionnaire
 from tests.test_update import generate as generate_project
@@ -100,6 +100,7 @@ def test_interactive_update_shows_the_other_styles_disabled(
         session.send(ENTER)  # the cursor starts on the current style
         session.expect("Deployment target")
         session.send(ENTER)
+        session.answer("Redis for what every process must share")
         session.child.expect(pexpect.EOF, timeout=120)
     finally:
         session.close()
@@ -359,7 +360,8 @@ def test_switching_deployment_swaps_its_files_only(
 ) -> None:
     project = generate(template_snapshot, tmp_path / "project", database=database, deployment=old)
     expected = generate(template_snapshot, tmp_path / "fresh", database=database, deployment=new)
-    update(project, deployment=new)
+    # Several replicas need Redis: the switch says so (a recorded redis=false is refused).
+    update(project, deployment=new, **({"redis": True} if new in MULTI_REPLICA else {}))
     assert not list(project.rglob("*.rej"))
     actual, wanted = project_files(project), project_files(expected)
     assert [name for name, data in actual.items() if re.search(rb"^<<<<<<< ", data, re.M)] == []

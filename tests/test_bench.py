@@ -63,7 +63,7 @@ def test_load_module_needs_only_the_standard_library(
 
 
 # The matrix's SQLite applications, one per auth style (the shape variants add nothing here).
-SQLITE_APPS = [v for v in suite_variants() if v.id.startswith("sqlite-")]
+SQLITE_APPS = [v for v in suite_variants() if v.id.startswith("sqlite-") and not v.redis]
 
 
 def test_every_auth_style_runs_make_bench() -> None:

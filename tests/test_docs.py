@@ -86,7 +86,9 @@ def test_every_question_has_a_section(question: str) -> None:
 @pytest.mark.parametrize("question", CHOICE_QUESTIONS)
 def test_every_choice_is_documented_in_its_section(question: str) -> None:
     text = sections(QUESTIONNAIRE_PAGE).get(f"`{question}`", "")
-    missing = [value for value in choices(question) if f"`{value}`" not in text]
+    # A yes/no choice is written as YAML spells it (`true`), not as Python does (`True`).
+    values = [value.lower() if value in {"True", "False"} else value for value in choices(question)]
+    missing = [value for value in values if f"`{value}`" not in text]
     assert missing == [], f"docs/questionnaire.md, section {question}: document {missing}"
 
 

@@ -77,6 +77,9 @@ def test_expected_files_exist(render: Callable[[Variant], Path], variant: Varian
     has_users = variant.auth != "none"
     assert (package / "auth").is_dir() is has_users
     assert (package / "users").is_dir() is has_users
+    assert (package / "core" / "redis_client.py").is_file() is variant.redis
+    has_shared_test = (project / "tests" / "auth" / "test_auth_throttle_shared.py").is_file()
+    assert has_shared_test is (variant.redis and has_users)
     container_target = variant.deployment in {"docker", "kubernetes", "cloud_run"}
     assert (project / "Dockerfile").is_file() is container_target
     assert (project / ".dockerignore").is_file() is container_target
@@ -238,6 +241,17 @@ def database_url_for(
     return server.create_database(variant.id), server
 
 
+def redis_url_for(variant: Variant, servers: dict[str, DatabaseServer]) -> dict[str, str]:
+    """REDIS_URL (and TEST_REDIS_URL) of a Redis database of its own, where the variant has
+    Redis; nothing otherwise."""
+    if not variant.redis:
+        return {}
+    if "redis" not in servers:
+        servers["redis"] = DatabaseServer("redis").start()
+    url = servers["redis"].create_database(variant.id)
+    return {"REDIS_URL": url, "TEST_REDIS_URL": url}
+
+
 def get_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # loopback
@@ -269,17 +283,26 @@ LOAD_SECONDS = 3.0
 HANG_TIMEOUT = 120  # seconds: generous, only to fail instead of hanging
 
 
+def attempt_login(base: str, style: str, account: dict[str, str]) -> httpx.Response:
+    """The password check of auth=`style`, whatever it answers."""
+    if style == "api_key":
+        return httpx.post(f"{base}/auth/keys", json={**account, "name": "tests"}, timeout=30)
+    if style == "session":
+        return httpx.post(f"{base}/auth/login", json=account, timeout=30)
+    assert style == "jwt", f"teach attempt_login() how auth={style} logs in"
+    form = {"username": account["email"], "password": account["password"]}
+    return httpx.post(f"{base}/auth/login", data=form, timeout=30)
+
+
 def log_in(base: str, style: str, account: dict[str, str]) -> dict[str, str]:
     """Headers of an existing account, logged in the way auth=`style` logs in."""
     if style == "none":
         return {}
+    login = attempt_login(base, style, account)
+    assert login.status_code == (201 if style == "api_key" else 200), login.text
     if style == "api_key":
-        created = httpx.post(f"{base}/auth/keys", json={**account, "name": "tests"}, timeout=30)
-        assert created.status_code == 201, created.text
-        return {"X-API-Key": created.json()["key"]}
+        return {"X-API-Key": login.json()["key"]}
     if style == "session":
-        login = httpx.post(f"{base}/auth/login", json=account, timeout=30)
-        assert login.status_code == 200, login.text
         # The cookie is Secure: read it from Set-Cookie, since this server speaks plain http.
         cookie = next(
             header.split(";", 1)[0]
@@ -287,10 +310,6 @@ def log_in(base: str, style: str, account: dict[str, str]) -> dict[str, str]:
             if header.split("=", 1)[0].endswith("session")
         )
         return {"Cookie": cookie, "X-CSRF-Token": login.json()["csrf_token"]}
-    assert style == "jwt", f"teach log_in() how auth={style} logs in"
-    form = {"username": account["email"], "password": account["password"]}
-    login = httpx.post(f"{base}/auth/login", data=form, timeout=30)
-    assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
@@ -363,6 +382,26 @@ def check_outage(base: str, resource: str, headers: dict[str, str], server: Data
         server.resume()
     wait_for_status(f"{base}/ready", 200, timeout=30)
     assert httpx.get(resource, headers=headers, timeout=30).status_code == 200
+
+
+def check_redis_outage(
+    base: str, resource: str, variant: Variant, headers: dict[str, str], redis: DatabaseServer
+) -> None:
+    """Stop Redis: /ready answers 503, a login is refused with 503 and Retry-After (fail
+    closed: no password is checked uncounted), what does not need Redis keeps working, and
+    all recover without restarting the app."""
+    account = {"email": "serve-check@example.com", "password": "serve-check password"}
+    redis.pause()
+    try:
+        wait_for_status(f"{base}/ready", 503, timeout=20)
+        assert get_status(f"{base}/health") == 200
+        if variant.auth != "none":
+            assert_fast_503(attempt_login(base, variant.auth, account))
+        assert httpx.get(resource, headers=headers, timeout=HANG_TIMEOUT).status_code == 200
+    finally:
+        redis.resume()
+    wait_for_status(f"{base}/ready", 200, timeout=30)
+    log_in(base, variant.auth, account)
 
 
 def database_of(url: str) -> str:
@@ -438,13 +477,18 @@ def check_sigterm_finishes_requests_in_flight(
 
 
 def serve_and_probe(
-    project: Path, variant: Variant, env: dict[str, str], server: DatabaseServer | None
+    project: Path,
+    variant: Variant,
+    env: dict[str, str],
+    server: DatabaseServer | None,
+    redis: DatabaseServer | None = None,
 ) -> None:
     """Start the app the way the container does, then check /health and /ready.
 
     On PostgreSQL, a load run with more clients than pooled connections. With a real
     server, stop the database: /ready and the routes turn 503 and recover without
-    restarting the app once the database is back. Last, SIGTERM with a request in flight.
+    restarting the app once the database is back; the same with Redis, where logins fail
+    closed. Last, SIGTERM with a request in flight.
     """
     port = free_port()
     command = serve_command(project, variant.answers, port)
@@ -468,6 +512,8 @@ def serve_and_probe(
             check_load(base, resource, headers, server, database_of(env["DATABASE_URL"]))
         if server is not None:
             check_outage(base, resource, headers, server)
+        if redis is not None:
+            check_redis_outage(base, resource, variant, headers, redis)
         check_sigterm_finishes_requests_in_flight(
             process, base, resource, headers, env, server, table
         )
@@ -527,6 +573,7 @@ def test_project_passes_its_own_checks(
         timer.run("lint-imports", str(venv / "lint-imports"))
         url, server = database_url_for(variant, project, database_servers)
         database = {"DATABASE_URL": url, "TEST_DATABASE_URL": url}
+        database |= redis_url_for(variant, database_servers)
         timer.run("pytest", str(venv / "pytest"), *PYTEST_ARGS, env=database)
         run_alembic(
             timer,
@@ -538,7 +585,8 @@ def test_project_passes_its_own_checks(
             env=database,
         )
         started = time.perf_counter()
-        serve_and_probe(project, variant, database, server)
+        redis = database_servers["redis"] if variant.redis else None
+        serve_and_probe(project, variant, database, server, redis)
         timer.steps["serve"] = time.perf_counter() - started
         new_revision_for_a_model_change(project, variant, timer, {**env, **database})
     finally:

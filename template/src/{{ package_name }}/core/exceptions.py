@@ -91,7 +91,8 @@ class RequestTooLargeError(AppError):
 
 
 class ServiceUnavailableError(AppError):
-    """The database cannot serve the request now: down, or no free pooled connection."""
+    """A server the request needs cannot serve it now: the database (down, or no free
+    pooled connection) or, where the project has it, Redis."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "service_unavailable"
@@ -125,13 +126,18 @@ def error_responses(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+def app_error_response(error: AppError) -> JSONResponse:
+    """The response an `AppError` gets, for handlers of other exception types."""
+    return JSONResponse(
+        error_body(error.code, error.detail),
+        status_code=error.status_code,
+        headers=error.response_headers,
+    )
+
+
 async def _app_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)  # noqa: S101  # registered for AppError only
-    return JSONResponse(
-        error_body(exc.code, exc.detail),
-        status_code=exc.status_code,
-        headers=exc.response_headers,
-    )
+    return app_error_response(exc)
 
 
 async def _validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -154,7 +160,7 @@ async def _http_error_handler(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
-async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     """Lost or refused connections, lock and statement timeouts, an exhausted pool: 503,
     not a 500.
 
@@ -170,12 +176,12 @@ async def _database_error_handler(request: Request, exc: Exception) -> JSONRespo
     cause = getattr(exc, "orig", None) or exc
     reason = (str(cause).splitlines() or [type(cause).__name__])[0]
     logger.warning("Database unavailable: %s", reason)
-    return await _app_error_handler(request, ServiceUnavailableError())
+    return app_error_response(ServiceUnavailableError())
 
 
-async def _stale_data_handler(request: Request, _exc: Exception) -> JSONResponse:
+async def _stale_data_handler(_request: Request, _exc: Exception) -> JSONResponse:
     """An UPDATE or DELETE matched no row at the version it read: a concurrent write won."""
-    return await _app_error_handler(request, VersionConflictError())
+    return app_error_response(VersionConflictError())
 
 
 def register_exception_handlers(app: FastAPI) -> None:
