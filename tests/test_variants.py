@@ -74,10 +74,14 @@ def test_expected_files_exist(render: Callable[[Variant], Path], variant: Varian
         assert list((project / "migrations" / "versions" / domain).glob(f"{domain}_0001_*.py"))
         assert (project / "tests" / domain / f"test_{domain}_api.py").is_file()
         assert f"{domain}_router" in (package / "domains.py").read_text()
+        assert (package / domain / "jobs.py").is_file() is variant.redis
+        assert (project / "tests" / domain / f"test_{domain}_jobs.py").is_file() is variant.redis
     has_users = variant.auth != "none"
     assert (package / "auth").is_dir() is has_users
     assert (package / "users").is_dir() is has_users
-    assert (package / "core" / "redis_client.py").is_file() is variant.redis
+    for redis_only in ("core/redis_client.py", "core/jobs.py", "worker.py"):
+        assert (package / redis_only).is_file() is variant.redis, redis_only
+    assert (project / "tests" / "core" / "test_jobs.py").is_file() is variant.redis
     has_shared_test = (project / "tests" / "auth" / "test_auth_throttle_shared.py").is_file()
     assert has_shared_test is (variant.redis and has_users)
     container_target = variant.deployment in {"docker", "kubernetes", "cloud_run"}
