@@ -31,6 +31,7 @@ from tests.helpers import (
 )
 from tests.servers import free_port
 from tests.test_variants import (
+    YAMLLINT_CONFIG,
     get_status,
     parametrize_variants,
     run_tool,
@@ -48,6 +49,28 @@ def variants_for(*targets: str) -> pytest.MarkDecorator:
 
 def load_all(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+# Redis where the matrix has none: every compose variant and a VPS (the matrix gives Redis to
+# every kubernetes/cloud_run variant and to one docker variant, on SQLite).
+REDIS_VARIANTS = [
+    Variant(
+        f"{database}-jwt-docker-redis",
+        {"database": database, "deployment": "docker", "redis": True},
+    )
+    for database in ("postgresql", "mysql")
+] + [
+    Variant(
+        "postgresql-jwt-vps-redis", {"deployment": "vps", "redis": True, "database": "postgresql"}
+    )
+]
+
+
+def variants_with_redis(*targets: str) -> pytest.MarkDecorator:
+    """Every variant deploying to `targets`, with and without Redis."""
+    selected = [v for v in VARIANTS + REDIS_VARIANTS if v.deployment in targets]
+    assert any(v.redis for v in selected), f"no variant deploys to {targets} with Redis"
+    return parametrize_variants(selected)
 
 
 # --------------------------------------------------------------------------- every target
@@ -94,6 +117,46 @@ def dockerfile_final_sync(project: Path) -> list[str]:
     syncs = re.findall(r"^\s*uv sync(.*)$", (project / "Dockerfile").read_text(), re.MULTILINE)
     assert syncs, "the Dockerfile installs nothing with uv sync"
     return syncs[-1].split()
+
+
+# --------------------------------------------------------------------------- docker
+
+
+@variants_with_redis("docker")
+def test_compose_runs_redis_beside_the_app_when_answered(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    services = compose["services"]
+    api = services["api"]
+    assert "redis" not in services["migrate"].get("depends_on", {})  # migrations never need it
+    if not variant.redis:
+        assert "redis" not in services
+        assert "REDIS_URL" not in api["environment"]
+        assert "redis" not in api["depends_on"]
+        assert "redis-data" not in compose["volumes"]
+        return
+    redis = services["redis"]
+    assert re.fullmatch(r"redis:7\.\d+-alpine", redis["image"]), redis["image"]
+    # Append-only persistence on a named volume: queued work survives a restart.
+    assert redis["command"] == ["redis-server", "--appendonly", "yes"]
+    assert redis["volumes"] == ["redis-data:/data"]
+    assert "redis-data" in compose["volumes"]
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+    assert "ports" not in redis  # reachable by the app on the compose network only
+    assert redis["restart"] == "unless-stopped"
+    assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert api["depends_on"]["redis"] == {"condition": "service_healthy"}
+    # test_variants.py lints the matrix's compose files; these are the ones it does not have.
+    run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, "compose.yaml")
+    run_tool(
+        project,
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "compose.yaml",
+    )
 
 
 # --------------------------------------------------------------------------- kubernetes
