@@ -352,6 +352,14 @@ def test_kubernetes_workloads_are_locked_down(
     assert pod_spec(job)["containers"][0]["command"] == ["alembic", "upgrade", "heads"]
     secret = load_all(base / "secret.example.yaml")[0]
     assert secret["stringData"]["SECRET_KEY"] == "change-me"  # noqa: S105  # refused in production
+    # Redis is external (managed, or the cluster's own): its URL, password included, is a
+    # key of the Secret every pod reads through envFrom; the Job gets it too, unused.
+    assert variant.redis
+    assert re.fullmatch(r"rediss?://:PASSWORD@HOST:\d+/0", secret["stringData"]["REDIS_URL"])
+    assert "rediss://" in (base / "secret.example.yaml").read_text().split("apiVersion")[0]
+    for workload in (deployment, job):
+        (container,) = pod_spec(workload)["containers"]
+        assert "REDIS_URL" not in {item["name"] for item in container.get("env", [])}
     assert (
         "secret.example.yaml"
         not in (base / "kustomization.yaml").read_text().split("resources:")[1]
@@ -386,7 +394,12 @@ def test_cloud_run_service_and_job_are_well_formed(
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == port["containerPort"]
-    check_secret_env(container["env"], slug)
+    check_secret_env(container["env"], slug, "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+    # Memorystore (or any Redis) on a private address, reached through Direct VPC egress.
+    assert variant.redis
+    (interface,) = json.loads(annotations["run.googleapis.com/network-interfaces"])
+    assert set(interface) == {"network", "subnetwork"}
+    assert annotations["run.googleapis.com/vpc-access-egress"] == "private-ranges-only"
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["ENVIRONMENT"] == "production"
     assert "PORT" not in env  # Cloud Run sets it from containerPort
@@ -402,16 +415,21 @@ def test_cloud_run_service_and_job_are_well_formed(
     )
     (job_container,) = job["spec"]["template"]["spec"]["template"]["spec"]["containers"]
     assert job_container["command"] == ["alembic", "upgrade", "heads"]
-    check_secret_env(job_container["env"], slug)
+    # Migrations never read Redis: no URL, no VPC egress.
+    check_secret_env(job_container["env"], slug, "SECRET_KEY", "DATABASE_URL")
+    assert not [key for key in job_annotations if key.startswith("run.googleapis.com/vpc")]
+    assert "run.googleapis.com/network-interfaces" not in job_annotations
 
 
-def check_secret_env(env: list[dict], slug: str) -> None:
-    """Secrets come from Secret Manager references, never literal values."""
+def check_secret_env(env: list[dict], slug: str, *names: str) -> None:
+    """Exactly these secrets, from Secret Manager references (never literal values): the
+    secret of SECRET_KEY is `<slug>-secret-key`."""
     by_name = {item["name"]: item for item in env}
-    for name, secret in (("SECRET_KEY", "secret-key"), ("DATABASE_URL", "database-url")):
+    assert {name for name, item in by_name.items() if "valueFrom" in item} == set(names)
+    for name in names:
         assert "value" not in by_name[name]
         assert by_name[name]["valueFrom"]["secretKeyRef"] == {
-            "name": f"{slug}-{secret}",
+            "name": f"{slug}-{name.lower().replace('_', '-')}",
             "key": "latest",
         }
 
