@@ -26,6 +26,7 @@ from tests.helpers import (
     StepTimer,
     Variant,
     package_name,
+    rendered_files,
     stop_gracefully,
     uv_env,
 )
@@ -491,7 +492,7 @@ def test_systemd_verify_catches_mistakes(tmp_path: Path) -> None:
     assert "Failed to parse boolean value" in output
 
 
-@variants_for("vps")
+@variants_with_redis("vps")
 def test_systemd_unit_verifies_and_is_hardened(
     render: Callable[[Variant], Path], variant: Variant, tmp_path: Path
 ) -> None:
@@ -524,6 +525,9 @@ def test_systemd_unit_verifies_and_is_hardened(
         "StateDirectory": slug,
     }
     assert {key: directives.get(key) for key in expected} == expected
+    # Started after the local redis-server (and pulling it in) only when the app uses it.
+    for ordering in ("After", "Wants"):
+        assert ("redis-server.service" in directives[ordering].split()) is variant.redis
     # Workers come from WEB_CONCURRENCY (env); the app reads the forwarding headers itself.
     assert "--workers" not in text
     assert "--forwarded-allow-ips" not in text
@@ -531,7 +535,7 @@ def test_systemd_unit_verifies_and_is_hardened(
     assert "--host 127.0.0.1 --port 8000" in text
 
 
-@variants_for("vps")
+@variants_with_redis("vps")
 def test_vps_env_proxy_and_deploy_script(
     render: Callable[[Variant], Path], variant: Variant
 ) -> None:
@@ -546,7 +550,13 @@ def test_vps_env_proxy_and_deploy_script(
     assert env["ENVIRONMENT"] == "production"
     # Caddy, on the same host, is the one proxy.
     assert (env["TRUSTED_PROXY_HOPS"], env["TRUSTED_PROXIES"]) == ("1", "127.0.0.1")
-    assert int(env["WEB_CONCURRENCY"]) == (1 if variant.database == "sqlite" else 2)
+    # SQLite has one writer; without Redis each process would count logins on its own.
+    single_process = variant.database == "sqlite" or (not variant.redis and variant.auth != "none")
+    assert int(env["WEB_CONCURRENCY"]) == (1 if single_process else 2)
+    assert env.get("REDIS_URL") == ("redis://127.0.0.1:6379/0" if variant.redis else None)
+    runbook = (vps / "RUNBOOK.md").read_text()
+    assert ("apt-get install -y git curl caddy redis-server\n" in runbook) is variant.redis
+    assert ("REDIS_URL" in runbook) is variant.redis
     assert env["SECRET_KEY"] == ""
     if variant.database == "sqlite":
         assert env["DATABASE_URL"].startswith(f"sqlite+aiosqlite:////var/lib/{slug}/")
@@ -572,6 +582,63 @@ def test_vps_env_proxy_and_deploy_script(
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
     assert (vps / "RUNBOOK.md").is_file()
+
+
+# --------------------------------------------------------------------------- worker processes
+
+WORKER_COUNT = re.compile(
+    r"^(?:ENV\b.*\s)?\s*WEB_CONCURRENCY[=:]\s*\"?(\d+)|name: WEB_CONCURRENCY\n\s*value: \"?(\d+)",
+    re.MULTILINE,
+)
+HOW_TO_GET_MORE = "copier update -d redis=true"
+
+
+def test_worker_count_pattern_finds_every_shape() -> None:
+    """Negative control for the check below: each way a shipped file sets the count."""
+    shapes = {
+        "WEB_CONCURRENCY=2\n": "2",
+        "ENV PORT=8000 WEB_CONCURRENCY=3\n": "3",
+        '  WEB_CONCURRENCY: "4"\n': "4",
+        '            - name: WEB_CONCURRENCY\n              value: "5"\n': "5",
+    }
+    for text, count in shapes.items():
+        assert [a or b for a, b in WORKER_COUNT.findall(text)] == [count], text
+    assert not WORKER_COUNT.findall("set `WEB_CONCURRENCY=2` in the env file\n")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS + REDIS_VARIANTS if "domains" not in v.answers],
+    ids=lambda v: v.id,
+)
+def test_one_worker_process_per_instance_without_redis(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """An app with users and no Redis refuses WEB_CONCURRENCY > 1 (each process would count
+    logins on its own): no shipped file sets more, and the deployment files say how to get
+    more. With Redis (or no users) the counts are free."""
+    project = render(variant)
+    counts = {
+        path.relative_to(project).as_posix(): (
+            [int(a or b) for a, b in WORKER_COUNT.findall(path.read_text(encoding="utf-8"))],
+            path.read_text(encoding="utf-8"),
+        )
+        for path in rendered_files(project)
+        if path.suffix != ".db"
+    }
+    counts = {name: found for name, found in counts.items() if found[0]}
+    if variant.deployment in CONTAINER_TARGETS:
+        assert "Dockerfile" in counts
+    if variant.deployment == "vps":
+        assert f"deploy/vps/{variant_slug(variant)}.env.example" in counts
+    single_process = not variant.redis and variant.auth != "none"
+    for name, (values, text) in counts.items():
+        if not single_process:
+            assert HOW_TO_GET_MORE not in text, name
+            continue
+        assert set(values) == {1}, name
+        if name == "Dockerfile" or name.startswith("deploy/"):
+            assert HOW_TO_GET_MORE in text or "Keep 1 with SQLite" in text, name
 
 
 # --------------------------------------------------------------------------- README
