@@ -555,7 +555,7 @@ def test_vps_env_proxy_and_deploy_script(
     assert int(env["WEB_CONCURRENCY"]) == (1 if single_process else 2)
     assert env.get("REDIS_URL") == ("redis://127.0.0.1:6379/0" if variant.redis else None)
     runbook = (vps / "RUNBOOK.md").read_text()
-    assert ("apt-get install -y git curl caddy redis-server\n" in runbook) is variant.redis
+    assert ("apt-get install -y redis-server" in runbook) is variant.redis
     assert ("REDIS_URL" in runbook) is variant.redis
     assert env["SECRET_KEY"] == ""
     if variant.database == "sqlite":
@@ -646,7 +646,7 @@ def test_one_worker_process_per_instance_without_redis(
 
 @pytest.mark.parametrize(
     "variant",
-    [v for v in VARIANTS if v.deployment != "none" and "domains" not in v.answers],
+    [v for v in VARIANTS + REDIS_VARIANTS if v.deployment != "none" and "domains" not in v.answers],
     ids=lambda v: v.id,
 )
 def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], variant: Variant) -> None:
@@ -659,6 +659,16 @@ def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], varian
     }[variant.deployment]
     assert heading in readme
     assert ("## Container image" in readme) is (variant.deployment in CONTAINER_TARGETS)
+    sections = "".join(
+        readme.split(title, 1)[1].split("\n## ", 1)[0]
+        for title in (heading, "## Container image")
+        if title in readme
+    )
+    # Where Redis runs and how the app reaches it, or why there is one worker process.
+    assert ("REDIS_URL" in sections) is variant.redis
+    single_process = not variant.redis and variant.auth != "none"
+    told = variant.deployment in CONTAINER_TARGETS or variant.database != "sqlite"
+    assert (HOW_TO_GET_MORE in sections) is (single_process and told)
 
 
 # --------------------------------------------------------------------------- the image's CMD
