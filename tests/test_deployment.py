@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import test_variants as variant_checks
 from tests.helpers import (
     BIN,
     VARIANTS,
@@ -65,6 +66,14 @@ REDIS_VARIANTS = [
         "postgresql-jwt-vps-redis", {"deployment": "vps", "redis": True, "database": "postgresql"}
     )
 ]
+
+
+@parametrize_variants(REDIS_VARIANTS)
+def test_redis_variants_render_cleanly(render: Callable[[Variant], Path], variant: Variant) -> None:
+    """test_variants.py's checks of every rendered file, on the variants only this file has."""
+    variant_checks.test_no_template_markers_survive(render, variant)
+    variant_checks.test_no_stray_blank_lines(render, variant)
+    variant_checks.test_ci_and_deployment_files_validate(render, variant)
 
 
 def variants_with_redis(*targets: str) -> pytest.MarkDecorator:
