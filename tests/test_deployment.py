@@ -14,7 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from tests.helpers import (
     stop_gracefully,
     uv_env,
 )
-from tests.servers import free_port
+from tests.servers import DatabaseServer, free_port
 from tests.test_variants import (
     YAMLLINT_CONFIG,
     get_status,
@@ -683,14 +683,29 @@ def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], varian
 # --------------------------------------------------------------------------- the image's CMD
 
 
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[DatabaseServer]:
+    """One real Redis (redis-server on loopback) for the module's apps that need one."""
+    server = DatabaseServer("redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS if v.id in {"sqlite-jwt-docker", "sqlite-session-docker-redis"}],
+    ids=lambda v: v.id,
+)
 def test_container_command_serves_health_outside_a_container(
-    render_copy: Callable[[Variant], Path],
+    render_copy: Callable[[Variant], Path], request: pytest.FixtureRequest, variant: Variant
 ) -> None:
     """Install the project as the image does, run the Dockerfile's CMD as written (PORT set,
-    uvicorn from the synced venv on PATH) and hit /health; SIGTERM then shuts it down
-    gracefully. The image runs the installed, compiled package, not the source tree."""
-    variant = next(v for v in VARIANTS if v.id == "sqlite-jwt-docker")
+    uvicorn from the synced venv on PATH, REDIS_URL as compose gives it, to a real Redis) and
+    hit /health and /ready; SIGTERM then shuts it down gracefully. The image runs the
+    installed, compiled package, not the source tree."""
     project = render_copy(variant)
     timer = StepTimer(project)
     sync_options = dockerfile_final_sync(project)
@@ -709,6 +724,9 @@ def test_container_command_serves_health_outside_a_container(
         "DATABASE_URL": f"sqlite+aiosqlite:///{project / 'cmd-check.db'}",
     }
     env.pop("VIRTUAL_ENV", None)
+    if variant.redis:
+        server: DatabaseServer = request.getfixturevalue("redis_server")
+        env["REDIS_URL"] = server.create_database(variant.id)
     command = dockerfile_cmd(project)
     process = subprocess.Popen(
         command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -716,6 +734,7 @@ def test_container_command_serves_health_outside_a_container(
     try:
         wait_for_status(f"http://127.0.0.1:{port}/health", 200)
         assert get_status(f"http://127.0.0.1:{port}/health") == 200
+        assert get_status(f"http://127.0.0.1:{port}/ready") == 200  # database (and Redis) up
     finally:
         output = stop_gracefully(process)
     assert process.returncode in {0, -signal.SIGTERM}, output
