@@ -14,23 +14,26 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests import test_variants as variant_checks
 from tests.helpers import (
     BIN,
     VARIANTS,
     StepTimer,
     Variant,
     package_name,
+    rendered_files,
     stop_gracefully,
     uv_env,
 )
-from tests.servers import free_port
+from tests.servers import DatabaseServer, free_port
 from tests.test_variants import (
+    YAMLLINT_CONFIG,
     get_status,
     parametrize_variants,
     run_tool,
@@ -48,6 +51,36 @@ def variants_for(*targets: str) -> pytest.MarkDecorator:
 
 def load_all(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+# Redis where the matrix has none: every compose variant and a VPS (the matrix gives Redis to
+# every kubernetes/cloud_run variant and to one docker variant, on SQLite).
+REDIS_VARIANTS = [
+    Variant(
+        f"{database}-jwt-docker-redis",
+        {"database": database, "deployment": "docker", "redis": True},
+    )
+    for database in ("postgresql", "mysql")
+] + [
+    Variant(
+        "postgresql-jwt-vps-redis", {"deployment": "vps", "redis": True, "database": "postgresql"}
+    )
+]
+
+
+@parametrize_variants(REDIS_VARIANTS)
+def test_redis_variants_render_cleanly(render: Callable[[Variant], Path], variant: Variant) -> None:
+    """test_variants.py's checks of every rendered file, on the variants only this file has."""
+    variant_checks.test_no_template_markers_survive(render, variant)
+    variant_checks.test_no_stray_blank_lines(render, variant)
+    variant_checks.test_ci_and_deployment_files_validate(render, variant)
+
+
+def variants_with_redis(*targets: str) -> pytest.MarkDecorator:
+    """Every variant deploying to `targets`, with and without Redis."""
+    selected = [v for v in VARIANTS + REDIS_VARIANTS if v.deployment in targets]
+    assert any(v.redis for v in selected), f"no variant deploys to {targets} with Redis"
+    return parametrize_variants(selected)
 
 
 # --------------------------------------------------------------------------- every target
@@ -94,6 +127,46 @@ def dockerfile_final_sync(project: Path) -> list[str]:
     syncs = re.findall(r"^\s*uv sync(.*)$", (project / "Dockerfile").read_text(), re.MULTILINE)
     assert syncs, "the Dockerfile installs nothing with uv sync"
     return syncs[-1].split()
+
+
+# --------------------------------------------------------------------------- docker
+
+
+@variants_with_redis("docker")
+def test_compose_runs_redis_beside_the_app_when_answered(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    project = render(variant)
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    services = compose["services"]
+    api = services["api"]
+    assert "redis" not in services["migrate"].get("depends_on", {})  # migrations never need it
+    if not variant.redis:
+        assert "redis" not in services
+        assert "REDIS_URL" not in api["environment"]
+        assert "redis" not in api["depends_on"]
+        assert "redis-data" not in compose["volumes"]
+        return
+    redis = services["redis"]
+    assert re.fullmatch(r"redis:7\.\d+-alpine", redis["image"]), redis["image"]
+    # Append-only persistence on a named volume: queued work survives a restart.
+    assert redis["command"] == ["redis-server", "--appendonly", "yes"]
+    assert redis["volumes"] == ["redis-data:/data"]
+    assert "redis-data" in compose["volumes"]
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+    assert "ports" not in redis  # reachable by the app on the compose network only
+    assert redis["restart"] == "unless-stopped"
+    assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert api["depends_on"]["redis"] == {"condition": "service_healthy"}
+    # test_variants.py lints the matrix's compose files; these are the ones it does not have.
+    run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, "compose.yaml")
+    run_tool(
+        project,
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "compose.yaml",
+    )
 
 
 # --------------------------------------------------------------------------- kubernetes
@@ -289,6 +362,14 @@ def test_kubernetes_workloads_are_locked_down(
     assert pod_spec(job)["containers"][0]["command"] == ["alembic", "upgrade", "heads"]
     secret = load_all(base / "secret.example.yaml")[0]
     assert secret["stringData"]["SECRET_KEY"] == "change-me"  # noqa: S105  # refused in production
+    # Redis is external (managed, or the cluster's own): its URL, password included, is a
+    # key of the Secret every pod reads through envFrom; the Job gets it too, unused.
+    assert variant.redis
+    assert re.fullmatch(r"rediss?://:PASSWORD@HOST:\d+/0", secret["stringData"]["REDIS_URL"])
+    assert "rediss://" in (base / "secret.example.yaml").read_text().split("apiVersion")[0]
+    for workload in (deployment, job):
+        (container,) = pod_spec(workload)["containers"]
+        assert "REDIS_URL" not in {item["name"] for item in container.get("env", [])}
     assert (
         "secret.example.yaml"
         not in (base / "kustomization.yaml").read_text().split("resources:")[1]
@@ -323,7 +404,12 @@ def test_cloud_run_service_and_job_are_well_formed(
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == port["containerPort"]
-    check_secret_env(container["env"], slug)
+    check_secret_env(container["env"], slug, "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+    # Memorystore (or any Redis) on a private address, reached through Direct VPC egress.
+    assert variant.redis
+    (interface,) = json.loads(annotations["run.googleapis.com/network-interfaces"])
+    assert set(interface) == {"network", "subnetwork"}
+    assert annotations["run.googleapis.com/vpc-access-egress"] == "private-ranges-only"
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["ENVIRONMENT"] == "production"
     assert "PORT" not in env  # Cloud Run sets it from containerPort
@@ -339,16 +425,21 @@ def test_cloud_run_service_and_job_are_well_formed(
     )
     (job_container,) = job["spec"]["template"]["spec"]["template"]["spec"]["containers"]
     assert job_container["command"] == ["alembic", "upgrade", "heads"]
-    check_secret_env(job_container["env"], slug)
+    # Migrations never read Redis: no URL, no VPC egress.
+    check_secret_env(job_container["env"], slug, "SECRET_KEY", "DATABASE_URL")
+    assert not [key for key in job_annotations if key.startswith("run.googleapis.com/vpc")]
+    assert "run.googleapis.com/network-interfaces" not in job_annotations
 
 
-def check_secret_env(env: list[dict], slug: str) -> None:
-    """Secrets come from Secret Manager references, never literal values."""
+def check_secret_env(env: list[dict], slug: str, *names: str) -> None:
+    """Exactly these secrets, from Secret Manager references (never literal values): the
+    secret of SECRET_KEY is `<slug>-secret-key`."""
     by_name = {item["name"]: item for item in env}
-    for name, secret in (("SECRET_KEY", "secret-key"), ("DATABASE_URL", "database-url")):
+    assert {name for name, item in by_name.items() if "valueFrom" in item} == set(names)
+    for name in names:
         assert "value" not in by_name[name]
         assert by_name[name]["valueFrom"]["secretKeyRef"] == {
-            "name": f"{slug}-{secret}",
+            "name": f"{slug}-{name.lower().replace('_', '-')}",
             "key": "latest",
         }
 
@@ -410,7 +501,7 @@ def test_systemd_verify_catches_mistakes(tmp_path: Path) -> None:
     assert "Failed to parse boolean value" in output
 
 
-@variants_for("vps")
+@variants_with_redis("vps")
 def test_systemd_unit_verifies_and_is_hardened(
     render: Callable[[Variant], Path], variant: Variant, tmp_path: Path
 ) -> None:
@@ -443,6 +534,9 @@ def test_systemd_unit_verifies_and_is_hardened(
         "StateDirectory": slug,
     }
     assert {key: directives.get(key) for key in expected} == expected
+    # Started after the local redis-server (and pulling it in) only when the app uses it.
+    for ordering in ("After", "Wants"):
+        assert ("redis-server.service" in directives[ordering].split()) is variant.redis
     # Workers come from WEB_CONCURRENCY (env); the app reads the forwarding headers itself.
     assert "--workers" not in text
     assert "--forwarded-allow-ips" not in text
@@ -450,7 +544,7 @@ def test_systemd_unit_verifies_and_is_hardened(
     assert "--host 127.0.0.1 --port 8000" in text
 
 
-@variants_for("vps")
+@variants_with_redis("vps")
 def test_vps_env_proxy_and_deploy_script(
     render: Callable[[Variant], Path], variant: Variant
 ) -> None:
@@ -465,7 +559,13 @@ def test_vps_env_proxy_and_deploy_script(
     assert env["ENVIRONMENT"] == "production"
     # Caddy, on the same host, is the one proxy.
     assert (env["TRUSTED_PROXY_HOPS"], env["TRUSTED_PROXIES"]) == ("1", "127.0.0.1")
-    assert int(env["WEB_CONCURRENCY"]) == (1 if variant.database == "sqlite" else 2)
+    # SQLite has one writer; without Redis each process would count logins on its own.
+    single_process = variant.database == "sqlite" or (not variant.redis and variant.auth != "none")
+    assert int(env["WEB_CONCURRENCY"]) == (1 if single_process else 2)
+    assert env.get("REDIS_URL") == ("redis://127.0.0.1:6379/0" if variant.redis else None)
+    runbook = (vps / "RUNBOOK.md").read_text()
+    assert ("apt-get install -y redis-server" in runbook) is variant.redis
+    assert ("REDIS_URL" in runbook) is variant.redis
     assert env["SECRET_KEY"] == ""
     if variant.database == "sqlite":
         assert env["DATABASE_URL"].startswith(f"sqlite+aiosqlite:////var/lib/{slug}/")
@@ -493,12 +593,69 @@ def test_vps_env_proxy_and_deploy_script(
     assert (vps / "RUNBOOK.md").is_file()
 
 
+# --------------------------------------------------------------------------- worker processes
+
+WORKER_COUNT = re.compile(
+    r"^(?:ENV\b.*\s)?\s*WEB_CONCURRENCY[=:]\s*\"?(\d+)|name: WEB_CONCURRENCY\n\s*value: \"?(\d+)",
+    re.MULTILINE,
+)
+HOW_TO_GET_MORE = "copier update -d redis=true"
+
+
+def test_worker_count_pattern_finds_every_shape() -> None:
+    """Negative control for the check below: each way a shipped file sets the count."""
+    shapes = {
+        "WEB_CONCURRENCY=2\n": "2",
+        "ENV PORT=8000 WEB_CONCURRENCY=3\n": "3",
+        '  WEB_CONCURRENCY: "4"\n': "4",
+        '            - name: WEB_CONCURRENCY\n              value: "5"\n': "5",
+    }
+    for text, count in shapes.items():
+        assert [a or b for a, b in WORKER_COUNT.findall(text)] == [count], text
+    assert not WORKER_COUNT.findall("set `WEB_CONCURRENCY=2` in the env file\n")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS + REDIS_VARIANTS if "domains" not in v.answers],
+    ids=lambda v: v.id,
+)
+def test_one_worker_process_per_instance_without_redis(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """An app with users and no Redis refuses WEB_CONCURRENCY > 1 (each process would count
+    logins on its own): no shipped file sets more, and the deployment files say how to get
+    more. With Redis (or no users) the counts are free."""
+    project = render(variant)
+    counts = {
+        path.relative_to(project).as_posix(): (
+            [int(a or b) for a, b in WORKER_COUNT.findall(path.read_text(encoding="utf-8"))],
+            path.read_text(encoding="utf-8"),
+        )
+        for path in rendered_files(project)
+        if path.suffix != ".db"
+    }
+    counts = {name: found for name, found in counts.items() if found[0]}
+    if variant.deployment in CONTAINER_TARGETS:
+        assert "Dockerfile" in counts
+    if variant.deployment == "vps":
+        assert f"deploy/vps/{variant_slug(variant)}.env.example" in counts
+    single_process = not variant.redis and variant.auth != "none"
+    for name, (values, text) in counts.items():
+        if not single_process:
+            assert HOW_TO_GET_MORE not in text, name
+            continue
+        assert set(values) == {1}, name
+        if name == "Dockerfile" or name.startswith("deploy/"):
+            assert HOW_TO_GET_MORE in text or "Keep 1 with SQLite" in text, name
+
+
 # --------------------------------------------------------------------------- README
 
 
 @pytest.mark.parametrize(
     "variant",
-    [v for v in VARIANTS if v.deployment != "none" and "domains" not in v.answers],
+    [v for v in VARIANTS + REDIS_VARIANTS if v.deployment != "none" and "domains" not in v.answers],
     ids=lambda v: v.id,
 )
 def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], variant: Variant) -> None:
@@ -511,19 +668,44 @@ def test_readme_has_a_deployment_guide(render: Callable[[Variant], Path], varian
     }[variant.deployment]
     assert heading in readme
     assert ("## Container image" in readme) is (variant.deployment in CONTAINER_TARGETS)
+    sections = "".join(
+        readme.split(title, 1)[1].split("\n## ", 1)[0]
+        for title in (heading, "## Container image")
+        if title in readme
+    )
+    # Where Redis runs and how the app reaches it, or why there is one worker process.
+    assert ("REDIS_URL" in sections) is variant.redis
+    single_process = not variant.redis and variant.auth != "none"
+    told = variant.deployment in CONTAINER_TARGETS or variant.database != "sqlite"
+    assert (HOW_TO_GET_MORE in sections) is (single_process and told)
 
 
 # --------------------------------------------------------------------------- the image's CMD
 
 
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[DatabaseServer]:
+    """One real Redis (redis-server on loopback) for the module's apps that need one."""
+    server = DatabaseServer("redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS if v.id in {"sqlite-jwt-docker", "sqlite-session-docker-redis"}],
+    ids=lambda v: v.id,
+)
 def test_container_command_serves_health_outside_a_container(
-    render_copy: Callable[[Variant], Path],
+    render_copy: Callable[[Variant], Path], request: pytest.FixtureRequest, variant: Variant
 ) -> None:
     """Install the project as the image does, run the Dockerfile's CMD as written (PORT set,
-    uvicorn from the synced venv on PATH) and hit /health; SIGTERM then shuts it down
-    gracefully. The image runs the installed, compiled package, not the source tree."""
-    variant = next(v for v in VARIANTS if v.id == "sqlite-jwt-docker")
+    uvicorn from the synced venv on PATH, REDIS_URL as compose gives it, to a real Redis) and
+    hit /health and /ready; SIGTERM then shuts it down gracefully. The image runs the
+    installed, compiled package, not the source tree."""
     project = render_copy(variant)
     timer = StepTimer(project)
     sync_options = dockerfile_final_sync(project)
@@ -542,6 +724,9 @@ def test_container_command_serves_health_outside_a_container(
         "DATABASE_URL": f"sqlite+aiosqlite:///{project / 'cmd-check.db'}",
     }
     env.pop("VIRTUAL_ENV", None)
+    if variant.redis:
+        server: DatabaseServer = request.getfixturevalue("redis_server")
+        env["REDIS_URL"] = server.create_database(variant.id)
     command = dockerfile_cmd(project)
     process = subprocess.Popen(
         command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -549,6 +734,7 @@ def test_container_command_serves_health_outside_a_container(
     try:
         wait_for_status(f"http://127.0.0.1:{port}/health", 200)
         assert get_status(f"http://127.0.0.1:{port}/health") == 200
+        assert get_status(f"http://127.0.0.1:{port}/ready") == 200  # database (and Redis) up
     finally:
         output = stop_gracefully(process)
     assert process.returncode in {0, -signal.SIGTERM}, output

@@ -21,7 +21,7 @@ from tests.helpers import (
     package_name,
     rendered_files,
 )
-from tests.test_deployment import build
+from tests.test_deployment import REDIS_VARIANTS, build
 
 DOCS = ROOT / "docs"
 QUESTIONNAIRE_PAGE = DOCS / "questionnaire.md"
@@ -168,10 +168,11 @@ KUBERNETES_REFERENCE = re.compile(
 
 
 def guide_variants(targets: Iterable[str]) -> list[Variant]:
-    """Every variant of the matrix deploying to one of `targets` (default names only)."""
+    """Every variant of the matrix deploying to one of `targets` (default names only), and
+    those test_deployment.py adds with Redis (a VPS, Compose on every database)."""
     selected = [
         v
-        for v in VARIANTS
+        for v in VARIANTS + REDIS_VARIANTS
         if v.deployment in targets and not {"project_name", "domains"} & set(v.answers)
     ]
     assert selected, f"no variant of the matrix deploys to {targets}"
@@ -454,7 +455,7 @@ def test_vps_guide_commands_name_the_unit_and_its_files(
             else:
                 continue
             seen.update(named)
-            assert set(named) <= units | {"caddy"}, snippet
+            assert set(named) <= units | {"caddy", "redis-server"}, snippet
     assert SLUG in seen
 
 
