@@ -146,6 +146,7 @@ def test_compose_runs_redis_beside_the_app_when_answered(
         assert "REDIS_URL" not in api["environment"]
         assert "redis" not in api["depends_on"]
         assert "redis-data" not in compose["volumes"]
+        assert "worker" not in services
         return
     redis = services["redis"]
     assert re.fullmatch(r"redis:7\.\d+-alpine", redis["image"]), redis["image"]
@@ -158,6 +159,7 @@ def test_compose_runs_redis_beside_the_app_when_answered(
     assert redis["restart"] == "unless-stopped"
     assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     assert api["depends_on"]["redis"] == {"condition": "service_healthy"}
+    check_compose_worker(services, package_name(variant.answers))
     # test_variants.py lints the matrix's compose files; these are the ones it does not have.
     run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, "compose.yaml")
     run_tool(
@@ -167,6 +169,24 @@ def test_compose_runs_redis_beside_the_app_when_answered(
         "vendor.compose-spec",
         "compose.yaml",
     )
+
+
+def check_compose_worker(services: dict, package: str) -> None:
+    """The worker: the API's build, settings and restart policy, another command, after
+    Redis and the migrations, its heartbeat as healthcheck, time to finish its job."""
+    api, worker = services["api"], services["worker"]
+    assert worker["build"] == api["build"]
+    assert worker["command"] == ["python", "-m", f"{package}.worker"]
+    assert worker["env_file"] == api["env_file"]
+    assert worker["environment"] == api["environment"]  # REDIS_URL and the database's URL
+    assert worker.get("volumes") == api.get("volumes")  # the SQLite volume, where there is one
+    assert worker["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert worker["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert worker["depends_on"].get("db") == api["depends_on"].get("db")
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", f"{package}.worker", "--alive"]
+    assert worker["restart"] == api["restart"]
+    assert worker["stop_grace_period"] == "60s"
+    assert "ports" not in worker  # it takes no traffic
 
 
 # --------------------------------------------------------------------------- kubernetes
@@ -195,7 +215,8 @@ def test_kubernetes_manifests_validate_strictly(
         for path in sorted((project / "deploy/kubernetes").rglob("*.yaml"))
         if path.name not in KUSTOMIZE_ONLY and not is_patch(path)
     ]
-    assert len(manifests) >= 9, manifests
+    assert len(manifests) >= 10, manifests
+    assert Path("deploy/kubernetes/base/worker-deployment.yaml") in manifests
     kubernetes_validate(project, *manifests)
 
 
@@ -287,6 +308,7 @@ def test_kustomizations_resolve_and_compose_valid_manifests(
     assert kinds == [
         "ConfigMap",
         "Deployment",
+        "Deployment",
         "HorizontalPodAutoscaler",
         "Ingress",
         "Job",
@@ -299,8 +321,16 @@ def test_kustomizations_resolve_and_compose_valid_manifests(
     kubernetes_validate(project, output)
     images = {c["image"] for r in built for c in pod_spec(r).get("containers", [])}
     assert images == {f"registry.example.com/{variant_slug(variant)}:0.1.0"}
-    deployment = next(r for r in built if r["kind"] == "Deployment")
-    assert deployment["spec"]["replicas"] == 3  # the overlay's patch was applied
+    slug = variant_slug(variant)
+    deployments = {r["metadata"]["name"]: r for r in built if r["kind"] == "Deployment"}
+    assert set(deployments) == {slug, f"{slug}-worker"}
+    assert deployments[slug]["spec"]["replicas"] == 3  # the overlay's patch was applied
+    # The worker's own patch: one replica, production-sized like the API.
+    worker = deployments[f"{slug}-worker"]
+    assert worker["spec"]["replicas"] == 1
+    (container,) = pod_spec(worker)["containers"]
+    assert container["resources"]["requests"]["cpu"] == "250m"
+    assert worker["metadata"]["namespace"] == slug
     assert next(r for r in built if r["kind"] == "Ingress")["spec"]["tls"]
 
 
@@ -340,7 +370,8 @@ def test_kubernetes_workloads_are_locked_down(
     slug = variant_slug(variant)
     deployment = load_all(base / "deployment.yaml")[0]
     job = load_all(base / "migration-job.yaml")[0]
-    for workload in (deployment, job):
+    worker = load_all(base / "worker-deployment.yaml")[0]
+    for workload in (deployment, job, worker):
         spec = pod_spec(workload)
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -360,6 +391,8 @@ def test_kubernetes_workloads_are_locked_down(
     assert api["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert api["resources"]["requests"]
     assert pod_spec(job)["containers"][0]["command"] == ["alembic", "upgrade", "heads"]
+    check_kubernetes_worker(deployment, worker, slug, package_name(variant.answers))
+    assert "worker-deployment.yaml" in (base / "kustomization.yaml").read_text()
     secret = load_all(base / "secret.example.yaml")[0]
     assert secret["stringData"]["SECRET_KEY"] == "change-me"  # noqa: S105  # refused in production
     # Redis is external (managed, or the cluster's own): its URL, password included, is a
@@ -367,13 +400,43 @@ def test_kubernetes_workloads_are_locked_down(
     assert variant.redis
     assert re.fullmatch(r"rediss?://:PASSWORD@HOST:\d+/0", secret["stringData"]["REDIS_URL"])
     assert "rediss://" in (base / "secret.example.yaml").read_text().split("apiVersion")[0]
-    for workload in (deployment, job):
+    for workload in (deployment, job, worker):
         (container,) = pod_spec(workload)["containers"]
         assert "REDIS_URL" not in {item["name"] for item in container.get("env", [])}
     assert (
         "secret.example.yaml"
         not in (base / "kustomization.yaml").read_text().split("resources:")[1]
     )
+
+
+def check_kubernetes_worker(api_deployment: dict, worker: dict, slug: str, package: str) -> None:
+    """The worker Deployment: the API's image and pod security, its own command and
+    component label, a heartbeat liveness probe, no readiness probe, ports or Service, and a
+    minute to finish the job in hand."""
+    assert worker["metadata"]["name"] == f"{slug}-worker"
+    selector = worker["spec"]["selector"]["matchLabels"]
+    assert selector == {"app.kubernetes.io/name": slug, "app.kubernetes.io/component": "worker"}
+    assert worker["spec"]["template"]["metadata"]["labels"] == selector
+    assert worker["spec"]["replicas"] == 1
+    spec, api_spec = pod_spec(worker), pod_spec(api_deployment)
+    assert spec["terminationGracePeriodSeconds"] == 60
+    assert spec["securityContext"] == api_spec["securityContext"]
+    assert spec["volumes"] == api_spec["volumes"]  # the /tmp emptyDir
+    (container,), (api,) = spec["containers"], api_spec["containers"]
+    assert container["image"] == api["image"]
+    assert container["command"] == ["python", "-m", f"{package}.worker"]
+    assert container["envFrom"] == api["envFrom"]
+    assert container["securityContext"] == api["securityContext"]
+    assert container["volumeMounts"] == api["volumeMounts"]
+    assert container["livenessProbe"]["exec"]["command"] == [
+        "python",
+        "-m",
+        f"{package}.worker",
+        "--alive",
+    ]
+    assert "readinessProbe" not in container
+    assert "ports" not in container
+    assert container["resources"]["requests"]
 
 
 # --------------------------------------------------------------------------- cloud run
@@ -431,6 +494,63 @@ def test_cloud_run_service_and_job_are_well_formed(
     assert "run.googleapis.com/network-interfaces" not in job_annotations
 
 
+@variants_for("cloud_run")
+def test_cloud_run_worker_service_runs_without_requests(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """A second service for the worker: the API's image, secrets, Cloud SQL and VPC egress,
+    CPU always allocated, always one instance (a few at most), no public ingress, the worker's
+    command, and probes on the port it opens for them."""
+    project = render(variant)
+    slug = variant_slug(variant)
+    (api,) = load_all(project / "deploy/cloud-run/service.yaml")
+    (worker,) = load_all(project / "deploy/cloud-run/worker.yaml")
+    assert (worker["apiVersion"], worker["kind"]) == ("serving.knative.dev/v1", "Service")
+    assert worker["metadata"]["name"] == f"{slug}-worker"
+    assert worker["metadata"]["labels"] == api["metadata"]["labels"]
+    assert worker["metadata"]["annotations"]["run.googleapis.com/ingress"] == "internal"
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    api_annotations = api["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["run.googleapis.com/cpu-throttling"] == "false"
+    assert annotations["autoscaling.knative.dev/minScale"] == "1"
+    assert 1 <= int(annotations["autoscaling.knative.dev/maxScale"]) <= 3
+    for key in (
+        "run.googleapis.com/cloudsql-instances",
+        "run.googleapis.com/network-interfaces",
+        "run.googleapis.com/vpc-access-egress",
+        "run.googleapis.com/execution-environment",
+    ):
+        assert annotations[key] == api_annotations[key], key
+    spec, api_spec = worker["spec"]["template"]["spec"], api["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == api_spec["serviceAccountName"]
+    (container,), (api_container,) = spec["containers"], api_spec["containers"]
+    assert container["image"] == api_container["image"] == "IMAGE"
+    assert [container["command"], container["args"]] == [
+        ["python"],
+        ["-m", f"{package_name(variant.answers)}.worker"],
+    ]
+    check_secret_env(container["env"], slug, "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["ENVIRONMENT"] == "production"
+    assert "PORT" not in env  # Cloud Run sets it from containerPort
+    (port,) = container["ports"]
+    assert container["startupProbe"]["tcpSocket"]["port"] == port["containerPort"]
+    assert container["livenessProbe"]["httpGet"] == {
+        "path": "/health",
+        "port": port["containerPort"],
+    }
+    assert set(container["resources"]["limits"]) == {"cpu", "memory"}
+    assert worker["spec"]["traffic"] == [{"percent": 100, "latestRevision": True}]
+    run_tool(
+        project,
+        str(BIN / "yamllint"),
+        "--strict",
+        "-d",
+        YAMLLINT_CONFIG,
+        "deploy/cloud-run/worker.yaml",
+    )
+
+
 def check_secret_env(env: list[dict], slug: str, *names: str) -> None:
     """Exactly these secrets, from Secret Manager references (never literal values): the
     secret of SECRET_KEY is `<slug>-secret-key`."""
@@ -465,13 +585,19 @@ def test_cloud_run_workflow_builds_pushes_migrates_and_deploys(
         "docker push",
         "gcloud run jobs replace",
         "gcloud run jobs execute",
-        "gcloud run services replace",
+        "gcloud run services replace deploy/cloud-run/service.yaml",
+        "gcloud run services replace deploy/cloud-run/worker.yaml",  # the same image, after
     ]
     positions = [script.index(command) for command in order]
-    assert positions == sorted(positions), "build, push, migrate, then deploy"
+    assert positions == sorted(positions), "build, push, migrate, then deploy the API and worker"
     assert "--wait" in script
-    for manifest in ("deploy/cloud-run/service.yaml", "deploy/cloud-run/migrate-job.yaml"):
-        assert manifest in script
+    filled_in = script.split("for manifest in ", 1)[1].split(";", 1)[0].split()
+    for manifest in (
+        "deploy/cloud-run/service.yaml",
+        "deploy/cloud-run/worker.yaml",
+        "deploy/cloud-run/migrate-job.yaml",
+    ):
+        assert manifest in filled_in  # IMAGE, PROJECT_ID... replaced
         assert (project / manifest).is_file()
 
 
@@ -544,6 +670,73 @@ def test_systemd_unit_verifies_and_is_hardened(
     assert "--host 127.0.0.1 --port 8000" in text
 
 
+@parametrize_variants([v for v in VARIANTS + REDIS_VARIANTS if v.deployment == "vps" and v.redis])
+def test_systemd_worker_unit_verifies_and_is_hardened_like_the_api(
+    render: Callable[[Variant], Path], variant: Variant, tmp_path: Path
+) -> None:
+    """The worker's unit: the API unit's user, env file and hardening, after redis-server
+    (pulled in) and the local database, the venv's python running the worker, always
+    restarted, a minute to finish its job on SIGTERM. Verified like the API unit."""
+    project = render(variant)
+    slug = variant_slug(variant)
+    vps = project / "deploy/vps"
+    text = (vps / f"{slug}-worker.service").read_text()
+    executable = f"/srv/{slug}/.venv/bin/python"
+    assert f"ExecStart={executable} -m {package_name(variant.answers)}.worker\n" in text
+    placeholder = tmp_path / "bin" / "python"
+    placeholder.parent.mkdir()
+    placeholder.write_text("#!/bin/sh\n")
+    placeholder.chmod(0o755)
+    unit = tmp_path / f"{slug}-worker.service"
+    unit.write_text(text.replace(executable, str(placeholder)))
+    assert systemd_verify(unit) == ""
+
+    def directives(unit_text: str) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for line in unit_text.splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                found.setdefault(key, []).append(value)
+        return found
+
+    worker = directives(text)
+    api = directives((vps / f"{slug}.service").read_text())
+    assert "StateDirectory" in text.split("# Hardening", 1)[1]
+    shared = [
+        key
+        for key in api
+        if key
+        not in {
+            "Description",
+            "After",
+            "Wants",
+            "ExecStart",
+            "TimeoutStopSec",
+            "Restart",
+            "Environment",
+        }
+    ]
+    assert {key: worker.get(key) for key in shared} == {key: api[key] for key in shared}
+    assert worker["Restart"] == ["always"]
+    assert worker["TimeoutStopSec"] == ["60"]
+    assert worker["KillSignal"] == ["SIGTERM"]
+    after, wants = worker["After"][0].split(), worker["Wants"][0].split()
+    assert "redis-server.service" in after
+    assert "redis-server.service" in wants
+    database_unit = {"postgresql": "postgresql.service", "mysql": "mariadb.service"}
+    if variant.database in database_unit:
+        assert database_unit[variant.database] in after
+
+    script = (vps / "deploy.sh").read_text()
+    api_restart = script.index('systemctl restart "$app"\n')
+    assert script.index('systemctl restart "$app-worker"') > api_restart  # after the API
+    runbook = (vps / "RUNBOOK.md").read_text()
+    for command in ("systemctl status", "journalctl -u", "systemctl restart"):
+        assert f"{command} {slug}-worker" in runbook, command
+    assert f"deploy/vps/{slug}-worker.service /etc/systemd/system/" in runbook
+    assert f"systemctl enable {slug} {slug}-worker" in runbook
+
+
 @variants_with_redis("vps")
 def test_vps_env_proxy_and_deploy_script(
     render: Callable[[Variant], Path], variant: Variant
@@ -591,6 +784,48 @@ def test_vps_env_proxy_and_deploy_script(
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
     assert (vps / "RUNBOOK.md").is_file()
+
+
+# --------------------------------------------------------------------------- background worker
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [v for v in VARIANTS + REDIS_VARIANTS if v.deployment != "none" and "domains" not in v.answers],
+    ids=lambda v: v.id,
+)
+def test_the_worker_is_deployed_exactly_where_redis_is(
+    render: Callable[[Variant], Path], variant: Variant
+) -> None:
+    """With Redis every target runs `python -m <package>.worker` (the checks above say how);
+    without it no file, service or command mentions the worker module. The module itself
+    comes from the worker's own change: nothing here runs it."""
+    project = render(variant)
+    command = f"{package_name(variant.answers)}.worker"
+    files = {
+        path.relative_to(project).as_posix(): path.read_text(encoding="utf-8")
+        for path in rendered_files(project)
+        if path.suffix != ".db"
+    }
+    mentions = sorted(name for name, text in files.items() if command in text)
+    worker_files = sorted(name for name in files if "worker" in Path(name).name)
+    expected = {
+        "docker": ["compose.yaml"],
+        "kubernetes": ["deploy/kubernetes/base/worker-deployment.yaml"],
+        "cloud_run": ["deploy/cloud-run/worker.yaml"],
+        "vps": [f"deploy/vps/{variant_slug(variant)}-worker.service"],
+    }[variant.deployment]
+    if not variant.redis:
+        assert not [name for name in mentions if name.startswith(("deploy/", "compose"))]
+        assert not [name for name in worker_files if name.startswith("deploy/")]
+        if variant.deployment == "docker":
+            assert "worker" not in yaml.safe_load(files["compose.yaml"])["services"]
+        if variant.deployment == "vps":
+            assert "-worker" not in files["deploy/vps/deploy.sh"]
+        return
+    assert set(expected) <= set(mentions), mentions
+    if variant.deployment != "docker":
+        assert set(expected) <= set(worker_files), worker_files
 
 
 # --------------------------------------------------------------------------- worker processes

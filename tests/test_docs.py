@@ -291,6 +291,10 @@ def test_every_deployment_target_has_a_guide_in_the_nav() -> None:
     assert sorted(path.name for path in DEPLOYMENT_DOCS.glob("*.md")) == sorted(GUIDES)
 
 
+# Generated only with redis=true on targets where Redis is optional.
+REDIS_ONLY_PATHS = {f"deploy/vps/{SLUG}-worker.service"}
+
+
 @pytest.mark.parametrize("page", TARGET_GUIDES)
 def test_guide_paths_exist_in_every_render_of_its_target(
     render: Callable[[Variant], Path], page: str
@@ -299,7 +303,12 @@ def test_guide_paths_exist_in_every_render_of_its_target(
     assert paths, f"{page} names no generated file"
     for variant in guide_variants(GUIDES[page]):
         project = render(variant)
-        missing = sorted(path for path in paths if not exists(project, path))
+        # The guide's redis=true steps name them: there exactly when the project has Redis.
+        with_redis = {path for path in paths if path in REDIS_ONLY_PATHS}
+        assert {path for path in with_redis if exists(project, path)} == (
+            with_redis if variant.redis else set()
+        ), variant.id
+        missing = sorted(path for path in paths - with_redis if not exists(project, path))
         assert missing == [], f"{page} names files {variant.id} does not generate: {missing}"
 
 
@@ -411,9 +420,13 @@ def test_cloud_run_guide_commands_name_real_resources(
         if "valueFrom" in item
     }
     account = service["spec"]["template"]["spec"]["serviceAccountName"]
+    services = {service["metadata"]["name"]}
+    if (project / "deploy/cloud-run/worker.yaml").is_file():  # the worker's own service
+        (worker,) = yaml.safe_load_all((project / "deploy/cloud-run/worker.yaml").read_text())
+        services.add(worker["metadata"]["name"])
     expected = {
-        "gcloud run services": {service["metadata"]["name"]},
-        "gcloud run revisions": {service["metadata"]["name"]},
+        "gcloud run services": services,
+        "gcloud run revisions": services,
         "gcloud run jobs": {job["metadata"]["name"]},
         "gcloud secrets": secrets,
         "gcloud iam service-accounts": {account, account.split("@")[0]},
@@ -439,7 +452,8 @@ def test_vps_guide_commands_name_the_unit_and_its_files(
 ) -> None:
     project = render(variant)
     units = {path.stem for path in (project / "deploy/vps").glob("*.service")}
-    assert units == {SLUG}
+    worker = f"{SLUG}-worker"  # the background worker's unit, with Redis only
+    assert units == ({SLUG, worker} if variant.redis else {SLUG})
     inline, commands = code_of(DEPLOYMENT_DOCS / "vps.md")
     seen = set()
     for snippet in inline + commands:
@@ -455,7 +469,7 @@ def test_vps_guide_commands_name_the_unit_and_its_files(
             else:
                 continue
             seen.update(named)
-            assert set(named) <= units | {"caddy", "redis-server"}, snippet
+            assert set(named) <= units | {"caddy", "redis-server", worker}, snippet
     assert SLUG in seen
 
 
