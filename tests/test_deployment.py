@@ -34,6 +34,7 @@ from tests.helpers import (
 from tests.servers import DatabaseServer, free_port
 from tests.test_variants import (
     YAMLLINT_CONFIG,
+    check_compose_schema,
     get_status,
     parametrize_variants,
     run_tool,
@@ -162,13 +163,7 @@ def test_compose_runs_redis_beside_the_app_when_answered(
     check_compose_worker(services, package_name(variant.answers))
     # test_variants.py lints the matrix's compose files; these are the ones it does not have.
     run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, "compose.yaml")
-    run_tool(
-        project,
-        str(BIN / "check-jsonschema"),
-        "--builtin-schema",
-        "vendor.compose-spec",
-        "compose.yaml",
-    )
+    check_compose_schema(project)
 
 
 def check_compose_worker(services: dict, package: str) -> None:
@@ -604,6 +599,17 @@ def test_cloud_run_workflow_builds_pushes_migrates_and_deploys(
 # --------------------------------------------------------------------------- vps
 
 
+def verify_with_placeholder(text: str, executable: str, unit: Path) -> str:
+    """`systemd_verify` of the unit `text`, written to `unit` with `executable` (which does
+    not exist here) swapped for a placeholder script beside it."""
+    placeholder = unit.parent / "bin" / Path(executable).name
+    placeholder.parent.mkdir()
+    placeholder.write_text("#!/bin/sh\n")
+    placeholder.chmod(0o755)
+    unit.write_text(text.replace(executable, str(placeholder)))
+    return systemd_verify(unit)
+
+
 def systemd_verify(unit: Path) -> str:
     """`systemd-analyze verify` output; it exits 0 on unknown keys, so warnings count too."""
     if shutil.which("systemd-analyze") is None:
@@ -638,13 +644,7 @@ def test_systemd_unit_verifies_and_is_hardened(
     text = (project / f"deploy/vps/{slug}.service").read_text()
     executable = f"/srv/{slug}/.venv/bin/uvicorn"
     assert f"ExecStart={executable} " in text
-    placeholder = tmp_path / "bin" / "uvicorn"
-    placeholder.parent.mkdir()
-    placeholder.write_text("#!/bin/sh\n")
-    placeholder.chmod(0o755)
-    unit = tmp_path / f"{slug}.service"
-    unit.write_text(text.replace(executable, str(placeholder)))
-    assert systemd_verify(unit) == ""
+    assert verify_with_placeholder(text, executable, tmp_path / f"{slug}.service") == ""
 
     directives = dict(
         line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
@@ -683,13 +683,7 @@ def test_systemd_worker_unit_verifies_and_is_hardened_like_the_api(
     text = (vps / f"{slug}-worker.service").read_text()
     executable = f"/srv/{slug}/.venv/bin/python"
     assert f"ExecStart={executable} -m {package_name(variant.answers)}.worker\n" in text
-    placeholder = tmp_path / "bin" / "python"
-    placeholder.parent.mkdir()
-    placeholder.write_text("#!/bin/sh\n")
-    placeholder.chmod(0o755)
-    unit = tmp_path / f"{slug}-worker.service"
-    unit.write_text(text.replace(executable, str(placeholder)))
-    assert systemd_verify(unit) == ""
+    assert verify_with_placeholder(text, executable, tmp_path / f"{slug}-worker.service") == ""
 
     def directives(unit_text: str) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}

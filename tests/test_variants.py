@@ -169,13 +169,18 @@ def test_ci_and_deployment_files_validate(
         ".github/workflows/ci.yml",
     )
     if variant.deployment == "docker":
-        run_tool(
-            project,
-            str(BIN / "check-jsonschema"),
-            "--builtin-schema",
-            "vendor.compose-spec",
-            "compose.yaml",
-        )
+        check_compose_schema(project)
+
+
+def check_compose_schema(project: Path) -> None:
+    """compose.yaml against the Compose specification's schema (offline)."""
+    run_tool(
+        project,
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
+        "compose.yaml",
+    )
 
 
 @by_variant
@@ -317,14 +322,17 @@ def log_in(base: str, style: str, account: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
+# The account `sign_in` registers on a served app.
+SERVE_ACCOUNT = {"email": "serve-check@example.com", "password": "serve-check password"}
+
+
 def sign_in(base: str, variant: Variant) -> dict[str, str]:
     """Headers of a freshly registered user where the API has users; none for a public API."""
     if variant.auth == "none":
         return {}
-    account = {"email": "serve-check@example.com", "password": "serve-check password"}
-    registered = httpx.post(f"{base}/auth/register", json=account, timeout=30)
+    registered = httpx.post(f"{base}/auth/register", json=SERVE_ACCOUNT, timeout=30)
     assert registered.status_code == 201, registered.text
-    return log_in(base, variant.auth, account)
+    return log_in(base, variant.auth, SERVE_ACCOUNT)
 
 
 def assert_fast_503(response: httpx.Response) -> None:
@@ -394,18 +402,17 @@ def check_redis_outage(
     """Stop Redis: /ready answers 503, a login is refused with 503 and Retry-After (fail
     closed: no password is checked uncounted), what does not need Redis keeps working, and
     all recover without restarting the app."""
-    account = {"email": "serve-check@example.com", "password": "serve-check password"}
     redis.pause()
     try:
         wait_for_status(f"{base}/ready", 503, timeout=20)
         assert get_status(f"{base}/health") == 200
         if variant.auth != "none":
-            assert_fast_503(attempt_login(base, variant.auth, account))
+            assert_fast_503(attempt_login(base, variant.auth, SERVE_ACCOUNT))
         assert httpx.get(resource, headers=headers, timeout=HANG_TIMEOUT).status_code == 200
     finally:
         redis.resume()
     wait_for_status(f"{base}/ready", 200, timeout=30)
-    log_in(base, variant.auth, account)
+    log_in(base, variant.auth, SERVE_ACCOUNT)
 
 
 def database_of(url: str) -> str:
