@@ -887,14 +887,24 @@ def enqueue_under_load(
         return result, app.cpu_seconds() - cpu
 
     def enqueues() -> TimedRun:
-        return timed_requests(
-            app.base_url,
-            "POST",
-            lambda index: f"/posts/{ids[index % len(ids)]}/audit",
-            generated.headers,
-            args.duration,
-            args.enqueue_rate,
-        )
+        """`--enqueue-connections` clients, each paced at its share of the rate."""
+        width = args.enqueue_connections
+
+        def client(offset: int) -> Callable[[], TimedRun]:
+            return lambda: timed_requests(
+                app.base_url,
+                "POST",
+                lambda index: f"/posts/{ids[(index * width + offset) % len(ids)]}/audit",
+                generated.headers,
+                args.duration,
+                args.enqueue_rate / width,
+            )
+
+        total = TimedRun()
+        for found in concurrently(*(client(offset) for offset in range(width))):
+            merge_timed(total, found)
+        total.seconds /= width  # they ran at the same time
+        return total
 
     load.run("wrk", app.base_url, read, connections=args.connections, seconds=1, timeout=30)
     read_alone: list[tuple[Any, float]] = []
@@ -908,6 +918,7 @@ def enqueue_under_load(
         merge_timed(enqueue_beside, timed)
     figure = {
         "enqueue_rate": args.enqueue_rate,
+        "enqueue_connections": args.enqueue_connections,
         "connections": args.connections,
         "enqueue_alone": timed_figures(enqueue_alone),
         "enqueue_under_get_by_id": timed_figures(enqueue_beside),
@@ -919,9 +930,10 @@ def enqueue_under_load(
     )
     figures.setdefault("jobs", {})["enqueue"] = figure
     log(
-        f"\njobs: enqueue (POST /posts/{{id}}/audit, 202) at {args.enqueue_rate:.0f}/s on one "
-        f"connection, every request timed; get-by-id by wrk at {args.connections} connections; "
-        f"{args.rounds} rounds of {args.duration:.0f} s, no worker running"
+        f"\njobs: enqueue (POST /posts/{{id}}/audit, 202) at {args.enqueue_rate:.0f}/s on "
+        f"{args.enqueue_connections} connections, every request timed; get-by-id by wrk at "
+        f"{args.connections} connections; {args.rounds} rounds of {args.duration:.0f} s, "
+        "no worker running"
     )
     for label, key in (("alone", "enqueue_alone"), ("under get-by-id", "enqueue_under_get_by_id")):
         row = figure[key]
@@ -1099,6 +1111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--enqueue-rate", type=float, default=50, help="enqueue requests per second"
+    )
+    parser.add_argument(
+        "--enqueue-connections",
+        type=int,
+        default=4,
+        help="enqueue clients (keep-alive connections) sharing that rate",
     )
     parser.add_argument(
         "--only",
