@@ -237,3 +237,23 @@ def test_latency_figures() -> None:
     assert found["failures"] == 1
     assert found["statuses"] == {202: 3, 503: 1}
     assert found["max_ms"] == 40
+
+
+def test_redis_sections_are_skipped_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import run
+    from tests.servers import ServerUnavailableError
+
+    def unavailable(self: DatabaseServer) -> DatabaseServer:
+        raise ServerUnavailableError("redis server not installed; install it with: ...")
+
+    monkeypatch.setattr(run.DatabaseServer, "start", unavailable)
+    figures: dict[str, Any] = {}
+    args = run.parse_args(["--only", "jobs", "throttle"])
+    memory = run.Generated("working tree", tmp_path, {})
+    # Nothing is rendered nor served before redis-server is there: no load module, no server.
+    run.scale_out(tmp_path, None, memory, None, figures, args)  # type: ignore[arg-type]
+    reason = "redis-server cannot be had: redis server not installed; install it with: ..."
+    assert figures["skipped"] == {"jobs": reason, "throttle": reason}
+    assert f"skipped: jobs, throttle: {reason}" in capsys.readouterr().out
