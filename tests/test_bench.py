@@ -1,4 +1,5 @@
-"""The generated `make bench`: present, checked by the project's own tools, and working."""
+"""The generated `make bench`: present, checked by the project's own tools, and working;
+and the pure parts of this repository's own `make bench` (bench/run.py, bench/redis_tools.py)."""
 
 from __future__ import annotations
 
@@ -189,6 +190,7 @@ def test_job_completion_reads_the_consumer_group() -> None:
     assert group_progress([xinfo_group("workers", None, 0, 0)], "workers") == GroupProgress(0, 0, 0)
 
 
+@pytest.mark.slow  # a real redis-server, which `make test-fast` does not start
 def test_job_completion_on_a_real_redis(database_servers: dict[str, DatabaseServer]) -> None:
     """The worker's stream dance (read one, acknowledge it) as the bench then sees it."""
     from bench.redis_tools import RedisConnection, group_progress, jobs_finished, jobs_started
