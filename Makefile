@@ -46,7 +46,7 @@ lint: bootstrap ## Lint and format-check the template's own Python (tests, scrip
 format: bootstrap ## Format the template's own Python
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: bootstrap ## Performance figures: render, cold start, PostgreSQL variant beside raw asyncpg, stalls
+bench: bootstrap ## Performance figures: render, cold start, PostgreSQL variant beside raw asyncpg, stalls, Redis throttle, jobs
 	$(BIN)/python -m bench.run --duration $(DURATION) --connections $(CONNECTIONS) $(BENCH_ARGS)
 
 docs: bootstrap ## Serve the documentation site on http://127.0.0.1:8001 with live reload

@@ -7,7 +7,12 @@
    same table: baseline (`/health`) and get-by-id, alternated round by round.
 4. Zero-stall: consecutive short runs with more connections than the pool.
 5. Login flood: concurrent logins while measuring `/health` and an authenticated read.
-6. The generated project's own `make bench` on the same server.
+6. With a throw-away redis-server: the same variant rendered with `redis=true`; logins with
+   the in-memory throttle beside the Redis one, alternated round by round; the enqueue
+   latency of a job under the get-by-id load; jobs per second through one worker.
+7. The generated project's own `make bench` on the same server.
+
+`--only SECTION...` measures a selection (the PostgreSQL variant is rendered for any).
 
 Every figure of one run comes from the same machine at the same time: compare ratios, not
 absolute numbers across runs (the load generator shares the CPU with the server).
@@ -46,10 +51,32 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from find_python import find as find_python  # noqa: E402
 
-from tests.servers import DatabaseServer, free_port  # noqa: E402
+from bench.redis_tools import (  # noqa: E402
+    RedisConnection,
+    RedisReplyError,
+    TimedRun,
+    group_progress,
+    jobs_finished,
+    jobs_started,
+    latency_summary,
+    timed_requests,
+)
+from tests.servers import DatabaseServer, ServerUnavailableError, free_port  # noqa: E402
 
 PACKAGE = "my_api"  # the default project_name's package
 RESULTS = ROOT / ".bench"
+SECTIONS = (
+    "render",
+    "cold-start",
+    "side-by-side",
+    "zero-stall",
+    "login-flood",
+    "throttle",
+    "jobs",
+    "make-bench",
+)
+# Sections that serve the seeded PostgreSQL variant (and sign its user in).
+SEEDED = {"cold-start", "side-by-side", "zero-stall", "login-flood"}
 
 
 def log(message: str) -> None:
@@ -174,8 +201,13 @@ class Served:
         return float("nan")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def http(
@@ -280,15 +312,30 @@ class Generated:
             yield served
 
 
-def sign_up_and_seed(generated: Generated, base_url: str, rows: int) -> None:
+def sign_up(base_url: str) -> dict[str, str]:
+    """A new account (hashed with this server's argon2 costs): its login form."""
     email = f"bench-{secrets.token_hex(4)}@example.com"
-    generated.form = {"username": email, "password": secrets.token_urlsafe(16)}
+    form = {"username": email, "password": secrets.token_urlsafe(16)}
     status, _ = http(
         "POST",
         f"{base_url}/auth/register",
-        json_body={"email": email, "password": generated.form["password"]},
+        json_body={"email": email, "password": form["password"]},
     )
     assert status == 201, status
+    return form
+
+
+def login_request(load: ModuleType, form: Mapping[str, str]) -> Any:
+    return load.Request(
+        "POST",
+        "/auth/login",
+        body=urllib.parse.urlencode(form).encode(),
+        content_type="application/x-www-form-urlencoded",
+    )
+
+
+def sign_up_and_seed(generated: Generated, base_url: str, rows: int) -> None:
+    generated.form = sign_up(base_url)
     status, body = http("POST", f"{base_url}/auth/login", form=generated.form)
     assert status == 200, status
     generated.token = body["access_token"]
@@ -357,7 +404,7 @@ def concurrently(*jobs: Callable[[], Any]) -> list[Any]:
 
 
 def bench_render(work: Path, figures: dict[str, Any], runs: int) -> None:
-    template = snapshot(work / "template-src")
+    template = work / "template-src"
     trivial = trivial_template(work / "trivial-src")
     default_times, trivial_times = [], []
     for index in range(runs):  # interleaved, so both see the same machine load
@@ -398,41 +445,67 @@ def bench_postgres(work: Path, figures: dict[str, Any], args: argparse.Namespace
             projects.append(Generated(label, project, env))
         current = projects[0]
         load = generated_module(current.project, "load")
-        raw_url = current.env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
-        raw_env = {**os.environ, "REFERENCE_DATABASE_URL": raw_url}
+        if args.sections & SEEDED:
+            served_sections(load, projects, figures, args)
+        if "login-flood" in args.sections:
+            for generated in projects:
+                login_flood(load, generated, figures, args)
+        if args.sections & {"throttle", "jobs"}:
+            scale_out(work, load, current, server, figures, args)
+        if "make-bench" in args.sections:
+            own_make_bench(current.project, server, figures, args)
+    finally:
+        server.stop()
 
-        def raw_command(port: int) -> list[str]:
-            return uvicorn_command(
-                current.project, "reference_app:app", port, "--app-dir", str(ROOT / "bench")
-            )
 
-        with ExitStack() as stack:
-            apps = [stack.enter_context(generated.serve()) for generated in projects]
-            for generated, app in zip(projects, apps, strict=True):
-                sign_up_and_seed(generated, app.base_url, args.rows)
-            post = f"/posts/{current.ids[0]}"
-            figures["cold_start"] = {
-                "generated_s": cold_start(
-                    current.command, current.env, current.project, post, current.headers
-                ),
-                "reference_s": cold_start(raw_command, raw_env, current.project, post),
-            }
-            cold = figures["cold_start"]
-            log(
-                "cold start, spawn to the first GET /posts/{id} (median of 3): generated "
-                f"{cold['generated_s']:.2f} s, raw asyncpg {cold['reference_s']:.2f} s"
-            )
+def served_sections(
+    load: ModuleType, projects: list[Generated], figures: dict[str, Any], args: argparse.Namespace
+) -> None:
+    """Cold start, side by side with raw asyncpg and zero-stall, on the seeded projects."""
+    current = projects[0]
+    raw_url = current.env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
+    raw_env = {**os.environ, "REFERENCE_DATABASE_URL": raw_url}
+
+    def raw_command(port: int) -> list[str]:
+        return uvicorn_command(
+            current.project, "reference_app:app", port, "--app-dir", str(ROOT / "bench")
+        )
+
+    with ExitStack() as stack:
+        apps = [stack.enter_context(generated.serve()) for generated in projects]
+        for generated, app in zip(projects, apps, strict=True):
+            sign_up_and_seed(generated, app.base_url, args.rows)
+        post = f"/posts/{current.ids[0]}"
+        if "cold-start" in args.sections:
+            cold_starts(current, raw_command, raw_env, post, figures)
+        if "side-by-side" in args.sections:
             raw_port = free_port()
             with serve(raw_command(raw_port), raw_env, current.project, raw_port) as raw:
                 wait_for(raw.base_url + post)
                 side_by_side(load, list(zip(projects, apps, strict=True)), raw, figures, args)
+        if "zero-stall" in args.sections:
             for generated, app in zip(projects, apps, strict=True):
                 zero_stall(load, app, generated, figures, args)
-        for generated in projects:
-            login_flood(load, generated, figures, args)
-        own_make_bench(current.project, server, figures, args)
-    finally:
-        server.stop()
+
+
+def cold_starts(
+    current: Generated,
+    raw_command: Callable[[int], list[str]],
+    raw_env: Mapping[str, str],
+    post: str,
+    figures: dict[str, Any],
+) -> None:
+    figures["cold_start"] = {
+        "generated_s": cold_start(
+            current.command, current.env, current.project, post, current.headers
+        ),
+        "reference_s": cold_start(raw_command, raw_env, current.project, post),
+    }
+    cold = figures["cold_start"]
+    log(
+        "cold start, spawn to the first GET /posts/{id} (median of 3): generated "
+        f"{cold['generated_s']:.2f} s, raw asyncpg {cold['reference_s']:.2f} s"
+    )
 
 
 def side_by_side(
@@ -555,22 +628,25 @@ def health_after(base_url: str) -> float:
         return float("inf")
 
 
+FLOOD_BUDGETS = {
+    f"AUTH_LOGIN_ATTEMPTS_PER_{budget}": "1000000 per 15 minutes"
+    for budget in ("ACCOUNT_AND_ADDRESS", "ACCOUNT", "ADDRESS")
+}
+
+
 def login_flood(
     load: ModuleType, generated: Generated, figures: dict[str, Any], args: argparse.Namespace
 ) -> None:
     """50 concurrent logins (production argon2id costs) while reading: who waits?"""
-    login = load.Request(
-        "POST",
-        "/auth/login",
-        body=urllib.parse.urlencode(generated.form).encode(),
-        content_type="application/x-www-form-urlencoded",
-    )
+    login = login_request(load, generated.form)
     health = load.Request("GET", "/health")
     read = load.Request(
         "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
     )
     seconds = args.flood_seconds
-    with generated.serve() as app:  # a fresh process: its peak RSS is this section's
+    # A fresh process (its peak RSS is this section's), with login budgets no flood spends:
+    # the throttle counts checks in flight, and 50 at once would mostly be answered 429.
+    with generated.serve(**FLOOD_BUDGETS) as app:
 
         def measure(request: Any) -> Any:
             return load.run(
@@ -628,6 +704,361 @@ def login_flood(
     )
 
 
+# Hashing costs of the throttle figure: production's hide the throttle behind ~25 ms of
+# argon2id a login; cheap ones leave the throttle's own cost visible.
+THROTTLE_HASHING = {
+    "production hashing": {},
+    "cheap hashing": {
+        "AUTH_ARGON2_TIME_COST": "1",
+        "AUTH_ARGON2_MEMORY_COST": "8",
+        "AUTH_ARGON2_PARALLELISM": "1",
+    },
+}
+WORKER_TIMEOUT_S = 600
+
+
+def scale_out(
+    work: Path,
+    load: ModuleType,
+    memory: Generated,
+    server: DatabaseServer,
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """The `redis=true` render of the same variant on a throw-away redis-server."""
+    wanted = sorted(args.sections & {"throttle", "jobs"})
+    try:
+        redis_server = DatabaseServer("redis").start()
+    except (ServerUnavailableError, OSError, subprocess.CalledProcessError) as error:
+        reason = f"redis-server cannot be had: {error}"
+        log(f"\nskipped: {', '.join(wanted)}: {reason}")
+        figures.setdefault("skipped", {}).update(dict.fromkeys(wanted, reason))
+        return
+    try:
+        project = work / "pg-redis-project"
+        copier_copy(
+            work / "template-src", project, "database=postgresql", "deployment=none", "redis=true"
+        )
+        log(f"\nPostgreSQL + Redis variant installed with uv in {install(project):.1f} s")
+        env = {
+            **memory.env,
+            "DATABASE_URL": server.create_database("benchredis"),
+            "REDIS_URL": redis_server.create_database("bench"),
+            "REDIS_KEY_PREFIX": "bench",
+        }
+        run([str(project / ".venv/bin/alembic"), "upgrade", "heads"], cwd=project, env=env)
+        shared = Generated("redis=true", project, env)
+        assert redis_server.process is not None
+        if "throttle" in args.sections:
+            throttle_side_by_side(load, memory, shared, redis_server.process.pid, figures, args)
+        if "jobs" in args.sections:
+            jobs_section(load, shared, work, figures, args)
+    finally:
+        redis_server.stop()
+
+
+def throttle_side_by_side(
+    load: ModuleType,
+    memory: Generated,
+    shared: Generated,
+    redis_pid: int,
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """Logins on the in-memory throttle (redis=false) and on the Redis one (redis=true),
+    round after round, at a fixed concurrency below the login budgets."""
+    found = figures.setdefault("login_throttle", {})
+    log(
+        f"\nlogin path, memory vs Redis throttle: POST /auth/login, {args.login_connections} "
+        f"connections, median of {args.rounds} alternated rounds of {args.duration:.0f} s"
+    )
+    log(
+        f"  {'':<40}{'logins/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'CPU ms/login':>13}{'Redis CPU':>10}{'failed':>7}"
+    )
+    for hashing, overrides in THROTTLE_HASHING.items():
+        targets: dict[str, tuple[Served, Any]] = {}
+        with ExitStack() as stack:
+            for name, generated in (("memory", memory), ("Redis", shared)):
+                app = stack.enter_context(generated.serve(**overrides))
+                targets[name] = (app, login_request(load, sign_up(app.base_url)))
+            results: dict[str, list[tuple[Any, float, float]]] = {name: [] for name in targets}
+            options = {"connections": args.login_connections, "timeout": 30}
+            for app, request in targets.values():  # warm-up
+                load.run("wrk", app.base_url, request, seconds=1, **options)
+            for _ in range(args.rounds):
+                for name, (app, request) in targets.items():
+                    cpu, redis_cpu = app.cpu_seconds(), cpu_seconds(redis_pid)
+                    result = load.run(
+                        "wrk", app.base_url, request, seconds=args.duration, **options
+                    )
+                    results[name].append(
+                        (result, app.cpu_seconds() - cpu, cpu_seconds(redis_pid) - redis_cpu)
+                    )
+        rows = {}
+        for name, rounds in results.items():
+            row = median_result([(result, cpu) for result, cpu, _ in rounds])
+            row["redis_cpu_ms_per_request"] = statistics.median(
+                1000 * redis_cpu / result.requests for result, _, redis_cpu in rounds
+            )
+            rows[name] = row
+        memory_row, redis_row = rows["memory"], rows["Redis"]
+        figure = {
+            "memory": memory_row,
+            "redis": redis_row,
+            "redis_vs_memory_rps": redis_row["rps"] / memory_row["rps"],
+            "extra_cpu_ms_per_login": redis_row["cpu_ms_per_request"]
+            - memory_row["cpu_ms_per_request"],
+            "connections": args.login_connections,
+            "argon2": overrides or "production defaults",
+        }
+        found[hashing] = figure
+        for name, row in rows.items():
+            label = f"{hashing}, {name} throttle"
+            log(
+                f"  {label:<40}{row['rps']:>9.1f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
+                f"{row['cpu_ms_per_request']:>13.2f}{row['redis_cpu_ms_per_request']:>10.3f}"
+                f"{row['errors']:>7}"
+            )
+        log(
+            f"  {hashing}: Redis ÷ memory logins/s {figure['redis_vs_memory_rps']:.2f}, "
+            f"app CPU {figure['extra_cpu_ms_per_login']:+.2f} ms a login"
+        )
+
+
+def jobs_section(
+    load: ModuleType,
+    generated: Generated,
+    work: Path,
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """Enqueue latency under the get-by-id load, then jobs/s through one worker."""
+    redis = RedisConnection(generated.env["REDIS_URL"])
+    try:
+        with generated.serve() as app:
+            sign_up_and_seed(generated, app.base_url, max(args.rows, args.jobs))
+            enqueue_under_load(load, generated, app, figures, args)
+            worker_rounds = [
+                worker_throughput(generated, app, redis, work, args) for _ in range(args.rounds)
+            ]
+    finally:
+        redis.close()
+    rates = [found["jobs_per_s"] for found in worker_rounds]
+    best = sorted(worker_rounds, key=lambda found: found["jobs_per_s"])[len(worker_rounds) // 2]
+    figure = {**best, "jobs_per_s_rounds": rates}
+    figures.setdefault("jobs", {})["worker"] = figure
+    log(
+        f"\njobs through one worker (python -m {PACKAGE}.worker, JOBS_CONCURRENCY="
+        f"{args.jobs_concurrency}): {args.jobs} audit jobs queued with the worker stopped, "
+        f"median of {args.rounds} runs"
+    )
+    log(
+        f"  {figure['jobs_per_s']:.0f} jobs/s from the first job taken to the last one "
+        f"acknowledged ({figure['run_s']:.2f} s; every run: "
+        f"{', '.join(f'{rate:.0f}' for rate in rates)}/s); spawn to done "
+        f"{figure['spawn_to_done_s']:.2f} s; worker CPU {figure['worker_cpu_ms_per_job']:.2f} ms "
+        f"a job (after start-up); done-marks {figure['done_marks']}/{args.jobs}"
+    )
+
+
+def enqueue_under_load(
+    load: ModuleType,
+    generated: Generated,
+    app: Served,
+    figures: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """`POST /posts/{id}/audit` timed one by one at a steady rate, alone and while wrk
+    drives get-by-id; get-by-id alone and beside the enqueues. No worker runs."""
+    ids = generated.ids
+    read = load.Request("GET", "/posts/{n}", generated.headers, vary=(ids[0], ids[-1]))
+
+    def reads() -> tuple[Any, float]:
+        cpu = app.cpu_seconds()
+        result = load.run(
+            "wrk",
+            app.base_url,
+            read,
+            connections=args.connections,
+            seconds=args.duration,
+            timeout=30,
+        )
+        return result, app.cpu_seconds() - cpu
+
+    def enqueues() -> TimedRun:
+        """`--enqueue-connections` clients, each paced at its share of the rate."""
+        width = args.enqueue_connections
+
+        def client(offset: int) -> Callable[[], TimedRun]:
+            return lambda: timed_requests(
+                app.base_url,
+                "POST",
+                lambda index: f"/posts/{ids[(index * width + offset) % len(ids)]}/audit",
+                generated.headers,
+                args.duration,
+                args.enqueue_rate / width,
+            )
+
+        total = TimedRun()
+        for found in concurrently(*(client(offset) for offset in range(width))):
+            merge_timed(total, found)
+        total.seconds /= width  # they ran at the same time
+        return total
+
+    load.run("wrk", app.base_url, read, connections=args.connections, seconds=1, timeout=30)
+    read_alone: list[tuple[Any, float]] = []
+    read_beside: list[tuple[Any, float]] = []
+    enqueue_alone, enqueue_beside = TimedRun(), TimedRun()
+    for _ in range(args.rounds):
+        read_alone.append(reads())
+        merge_timed(enqueue_alone, enqueues())
+        beside, timed = concurrently(reads, enqueues)
+        read_beside.append(beside)
+        merge_timed(enqueue_beside, timed)
+    figure = {
+        "enqueue_rate": args.enqueue_rate,
+        "enqueue_connections": args.enqueue_connections,
+        "connections": args.connections,
+        "enqueue_alone": timed_figures(enqueue_alone),
+        "enqueue_under_get_by_id": timed_figures(enqueue_beside),
+        "get_by_id_alone": median_result(read_alone),
+        "get_by_id_beside_enqueues": median_result(read_beside),
+    }
+    figure["get_by_id_rps_kept"] = (
+        figure["get_by_id_beside_enqueues"]["rps"] / figure["get_by_id_alone"]["rps"]
+    )
+    figures.setdefault("jobs", {})["enqueue"] = figure
+    log(
+        f"\njobs: enqueue (POST /posts/{{id}}/audit, 202) at {args.enqueue_rate:.0f}/s on "
+        f"{args.enqueue_connections} connections, every request timed; get-by-id by wrk at "
+        f"{args.connections} connections; {args.rounds} rounds of {args.duration:.0f} s, "
+        "no worker running"
+    )
+    for label, key in (("alone", "enqueue_alone"), ("under get-by-id", "enqueue_under_get_by_id")):
+        row = figure[key]
+        log(
+            f"  enqueue {label:<16} {row['requests']:>6} requests ({row['rate']:.0f}/s), "
+            f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms, max {row['max_ms']:.0f} ms, "
+            f"failed {row['failures']}"
+        )
+    for label, key in (
+        ("alone", "get_by_id_alone"),
+        ("beside enqueues", "get_by_id_beside_enqueues"),
+    ):
+        row = figure[key]
+        log(
+            f"  get-by-id {label:<16}{row['rps']:>6.0f} req/s, p50 {row['p50_ms']:.1f} ms, "
+            f"p99 {row['p99_ms']:.1f} ms, CPU {row['cpu_ms_per_request']:.2f} ms/req, "
+            f"errors {row['errors']}"
+        )
+    log(f"  get-by-id req/s kept beside the enqueues: {figure['get_by_id_rps_kept']:.2f}")
+
+
+def merge_timed(into: TimedRun, more: TimedRun) -> None:
+    into.seconds += more.seconds
+    into.latencies_ms.extend(more.latencies_ms)
+    for status, count in more.statuses.items():
+        into.statuses[status] = into.statuses.get(status, 0) + count
+
+
+def timed_figures(found: TimedRun) -> dict[str, Any]:
+    return {
+        "requests": len(found.latencies_ms),
+        "rate": found.rate,
+        "failures": found.failures(202),
+        "statuses": found.statuses,
+        **latency_summary(found.latencies_ms),
+    }
+
+
+def worker_throughput(
+    generated: Generated,
+    app: Served,
+    redis: RedisConnection,
+    work: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Queue `--jobs` audit jobs (distinct rows, so each does its work) with no worker
+    running, then start one and time it until the stream's consumer group has read and
+    acknowledged every one (XINFO GROUPS: entries-read, pending, lag)."""
+    prefix = generated.env["REDIS_KEY_PREFIX"]
+    stream = f"{prefix}:jobs"
+    redis.command("DEL", stream)  # earlier jobs and the group: a fresh queue
+    redis.delete_matching(f"{prefix}:done:*")
+
+    def enqueue(post_id: int) -> int:
+        return http("POST", f"{app.base_url}/posts/{post_id}/audit", headers=generated.headers)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(enqueue, generated.ids[: args.jobs]))
+    assert statuses.count(202) == args.jobs, {s: statuses.count(s) for s in set(statuses)}
+    assert redis.command("XLEN", stream) == args.jobs
+    env = {
+        **generated.env,
+        "JOBS_CONCURRENCY": str(args.jobs_concurrency),
+        "JOBS_HEARTBEAT_FILE": str(work / "worker.alive"),
+    }
+    command = [str(generated.project / ".venv/bin/python"), "-m", f"{PACKAGE}.worker"]
+    with tempfile.TemporaryFile() as log_file:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command, cwd=generated.project, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+        try:
+            first, done, cpu_at_first = wait_for_jobs(redis, stream, args.jobs, process, started)
+            worker_cpu = cpu_seconds(process.pid) - cpu_at_first
+        except Exception:
+            log_file.seek(0)
+            print(log_file.read().decode(errors="replace")[-4000:], file=sys.stderr)
+            raise
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    done_marks = sum(1 for _ in redis.scan(f"{prefix}:done:*"))
+    return {
+        "jobs": args.jobs,
+        "jobs_concurrency": args.jobs_concurrency,
+        "jobs_per_s": args.jobs / (done - first),
+        "run_s": done - first,
+        "spawn_to_first_job_s": first - started,
+        "spawn_to_done_s": done - started,
+        "worker_cpu_ms_per_job": 1000 * worker_cpu / args.jobs,
+        "done_marks": done_marks,
+    }
+
+
+def wait_for_jobs(
+    redis: RedisConnection,
+    stream: str,
+    queued: int,
+    process: subprocess.Popen[bytes],
+    started: float,
+) -> tuple[float, float, float]:
+    """When the worker took its first job, when the last one was acknowledged, and the
+    worker's CPU seconds at its first job (its start-up's)."""
+    first, cpu_at_first = None, 0.0
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {process.returncode}")
+        try:
+            progress = group_progress(redis.command("XINFO", "GROUPS", stream), "workers")
+        except RedisReplyError:  # no stream yet
+            progress = None
+        now = time.perf_counter()
+        if first is None and jobs_started(progress):
+            first, cpu_at_first = now, cpu_seconds(process.pid)
+        if first is not None and jobs_finished(progress, queued):
+            return first, now, cpu_at_first
+        if now - started > WORKER_TIMEOUT_S:
+            raise TimeoutError(f"{queued} jobs not done within {WORKER_TIMEOUT_S} s: {progress}")
+        time.sleep(0.005)
+
+
 def own_make_bench(
     project: Path, server: DatabaseServer, figures: dict[str, Any], args: argparse.Namespace
 ) -> None:
@@ -657,7 +1088,7 @@ def own_make_bench(
     figures["make_bench"] = json.loads(output.read_text())
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=5, help="seconds per measured run")
     parser.add_argument("--connections", type=int, default=50)
@@ -669,19 +1100,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-timeout", type=float, default=5, help="a slower answer is a stall")
     parser.add_argument("--flood-seconds", type=float, default=10)
     parser.add_argument(
+        "--login-connections",
+        type=int,
+        default=4,
+        help="throttle section: concurrent logins (the per-account-and-address budget is 10)",
+    )
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs queued for one worker")
+    parser.add_argument(
+        "--jobs-concurrency", type=int, default=10, help="the worker's JOBS_CONCURRENCY"
+    )
+    parser.add_argument(
+        "--enqueue-rate", type=float, default=50, help="enqueue requests per second"
+    )
+    parser.add_argument(
+        "--enqueue-connections",
+        type=int,
+        default=4,
+        help="enqueue clients (keep-alive connections) sharing that rate",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"measure only these sections ({', '.join(SECTIONS)})",
+    )
+    parser.add_argument(
         "--against",
         metavar="GIT_REF",
         help="also measure the template at this commit, side by side",
     )
     args = parser.parse_args(argv)
+    args.sections = set(args.only or SECTIONS)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     ensure_wrk()
     figures: dict[str, Any] = {"cpu_cores": os.cpu_count(), "load_average": os.getloadavg()}
     load_average = os.getloadavg()[0]
     log(f"machine: {os.cpu_count()} cores, load average {load_average:.2f} (compare ratios)")
     with tempfile.TemporaryDirectory(prefix="template-bench-") as directory:
         work = Path(directory)
-        bench_render(work, figures, args.render_runs)
-        bench_postgres(work, figures, args)
+        snapshot(work / "template-src")
+        if "render" in args.sections:
+            bench_render(work, figures, args.render_runs)
+        if args.sections - {"render"}:
+            bench_postgres(work, figures, args)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(figures, indent=2, default=str) + "\n")

@@ -1,18 +1,23 @@
-"""The generated `make bench`: present, checked by the project's own tools, and working."""
+"""The generated `make bench`: present, checked by the project's own tools, and working;
+and the pure parts of this repository's own `make bench` (bench/run.py, bench/redis_tools.py)."""
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers import BIN, VARIANTS, Variant, choices, suite_variants, uv_env
+from tests.servers import DatabaseServer
 from tests.test_docs import make_targets
 from tests.test_variants import parametrize_variants
 
@@ -116,3 +121,141 @@ def test_make_bench_runs(
         failures = result_row["non_2xx"] + result_row["errors"] + result_row["timeouts"]
         assert failures == 0, (name, result_row)
     assert "x baseline" in result.stdout
+
+
+# --------------------------------------------------------------------------- the template's
+# own `make bench` (bench/run.py): its pure parts, without running it.
+
+
+def test_bench_sections_default_to_all_and_only_selects() -> None:
+    from bench import run
+
+    assert run.parse_args([]).sections == set(run.SECTIONS)
+    args = run.parse_args(["--only", "throttle", "jobs", "--jobs", "50"])
+    assert args.sections == {"throttle", "jobs"}
+    assert args.jobs == 50
+    assert args.jobs_concurrency == 10
+    with pytest.raises(SystemExit):
+        run.parse_args(["--only", "nothing"])
+
+
+def test_resp_encoding_and_replies() -> None:
+    from bench.redis_tools import RedisReplyError, encode_command, read_reply
+
+    assert encode_command("XLEN", "bench:jobs") == b"*2\r\n$4\r\nXLEN\r\n$10\r\nbench:jobs\r\n"
+    assert encode_command("SELECT", 3) == b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+    reply = io.BytesIO(b"*4\r\n+OK\r\n:-2\r\n$-1\r\n*2\r\n$4\r\na\r\nb\r\n$0\r\n\r\n")
+    assert read_reply(reply) == [b"OK", -2, None, [b"a\r\nb", b""]]
+    error = read_reply(io.BytesIO(b"-ERR no such key\r\n"))
+    assert isinstance(error, RedisReplyError)
+    assert str(error) == "ERR no such key"
+    with pytest.raises(ConnectionError):
+        read_reply(io.BytesIO(b""))
+
+
+def xinfo_group(name: str, entries_read: int | None, pending: int, lag: int | None) -> list[Any]:
+    """One group of an XINFO GROUPS reply, as Redis 7 sends it."""
+    return [
+        b"name",
+        name.encode(),
+        b"consumers",
+        1,
+        b"pending",
+        pending,
+        b"last-delivered-id",
+        b"0-0",
+        b"entries-read",
+        entries_read,
+        b"lag",
+        lag,
+    ]
+
+
+def test_job_completion_reads_the_consumer_group() -> None:
+    from bench.redis_tools import GroupProgress, group_progress, jobs_finished, jobs_started
+
+    reply = [xinfo_group("other", 5, 0, 0), xinfo_group("workers", 1990, 10, 0)]
+    assert group_progress(reply, "workers") == GroupProgress(1990, 10, 0)
+    assert group_progress(reply, "missing") is None
+    waiting = GroupProgress(entries_read=0, pending=0, lag=2000)
+    assert not jobs_started(None)
+    assert not jobs_started(waiting)
+    assert jobs_started(GroupProgress(1, 1, 1999))
+    assert not jobs_finished(None, 2000)
+    assert not jobs_finished(waiting, 2000)
+    assert not jobs_finished(GroupProgress(2000, 3, 0), 2000)  # three still running
+    assert not jobs_finished(GroupProgress(2000, 0, None), 2000)  # Redis cannot tell
+    assert jobs_finished(GroupProgress(2000, 0, 0), 2000)
+    # A group created on an empty stream has read nothing: entries-read nil means 0.
+    assert group_progress([xinfo_group("workers", None, 0, 0)], "workers") == GroupProgress(0, 0, 0)
+
+
+@pytest.mark.slow  # a real redis-server, which `make test-fast` does not start
+def test_job_completion_on_a_real_redis(database_servers: dict[str, DatabaseServer]) -> None:
+    """The worker's stream dance (read one, acknowledge it) as the bench then sees it."""
+    from bench.redis_tools import RedisConnection, group_progress, jobs_finished, jobs_started
+
+    if "redis" not in database_servers:
+        database_servers["redis"] = DatabaseServer("redis").start()
+    redis = RedisConnection(database_servers["redis"].create_database("bench-test"))
+    try:
+        for index in range(3):
+            redis.command("XADD", "q", "*", "data", str(index))
+        redis.command("XGROUP", "CREATE", "q", "workers", "0")
+
+        def progress() -> Any:
+            return group_progress(redis.command("XINFO", "GROUPS", "q"), "workers")
+
+        assert not jobs_started(progress())
+        for _ in range(3):
+            [[_stream, [(entry_id, _fields)]]] = redis.command(
+                "XREADGROUP", "GROUP", "workers", "w", "COUNT", 1, "STREAMS", "q", ">"
+            )
+            assert jobs_started(progress())
+            assert not jobs_finished(progress(), 3)
+            redis.command("XACK", "q", "workers", entry_id)
+        assert jobs_finished(progress(), 3)
+        assert redis.delete_matching("q*") == 1
+    finally:
+        redis.close()
+
+
+def test_latency_figures() -> None:
+    from bench.redis_tools import TimedRun, latency_summary, percentile
+    from bench.run import merge_timed, timed_figures
+
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile([7.0], 99) == 7
+    assert math.isnan(percentile([], 50))
+    assert latency_summary([3.0, 1.0, 2.0]) == {"p50_ms": 2, "p99_ms": 3, "max_ms": 3}
+    total = TimedRun()
+    merge_timed(total, TimedRun(2.0, [1.0, 2.0], {202: 2}))
+    merge_timed(total, TimedRun(2.0, [3.0, 40.0], {202: 1, 503: 1}))
+    found = timed_figures(total)
+    assert found["requests"] == 4
+    assert found["rate"] == 1
+    assert found["failures"] == 1
+    assert found["statuses"] == {202: 3, 503: 1}
+    assert found["max_ms"] == 40
+
+
+def test_redis_sections_are_skipped_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import run
+    from tests.servers import ServerUnavailableError
+
+    def unavailable(self: DatabaseServer) -> DatabaseServer:
+        raise ServerUnavailableError("redis server not installed; install it with: ...")
+
+    monkeypatch.setattr(run.DatabaseServer, "start", unavailable)
+    figures: dict[str, Any] = {}
+    args = run.parse_args(["--only", "jobs", "throttle"])
+    memory = run.Generated("working tree", tmp_path, {})
+    # Nothing is rendered nor served before redis-server is there: no load module, no server.
+    run.scale_out(tmp_path, None, memory, None, figures, args)  # type: ignore[arg-type]
+    reason = "redis-server cannot be had: redis server not installed; install it with: ..."
+    assert figures["skipped"] == {"jobs": reason, "throttle": reason}
+    assert f"skipped: jobs, throttle: {reason}" in capsys.readouterr().out
