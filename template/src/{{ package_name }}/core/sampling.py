@@ -18,7 +18,7 @@ from opentelemetry.util.types import Attributes
 class NoStrayClientSpans(Sampler):
     """Starts a share of the traces, but never one with a client span (an SQL statement, a
     Redis command): such a span belongs to no request or job. It is a probe's check, or a
-    worker polling its queue every second; keeping them would drown the real traces."""
+    loop polling a queue every second; keeping them would drown the real traces."""
 
     def __init__(self, ratio: float) -> None:
         self.ratio_based = TraceIdRatioBased(ratio)
