@@ -35,6 +35,11 @@ STYLES = ("jwt", "session", "api_key", "none")
 # Where each style keeps its credentials; every style but none shares the users table.
 CREDENTIAL_TABLES = {"jwt": "refresh_tokens", "session": "sessions", "api_key": "api_keys"}
 USER_MODULES = ("users", "auth")
+# Tables every style with users shares besides `users` (the tokens mailed to its owners),
+# and the template revisions that change `users` after creating it: a switch to none drops
+# them too, and a switch that creates `users` again replays those changes.
+ACCOUNT_TABLES = ("account_tokens",)
+USERS_CHANGES = ("users_0003",)
 EMAIL = re.compile(r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")
 
 
@@ -136,6 +141,43 @@ def table_definition(table: str, revisions: list[Revision]) -> list[str]:
     raise SwitchError(f"no migration of the history creates the {table} table")
 
 
+def optional_definition(table: str, revisions: list[Revision]) -> list[str]:
+    """`table_definition`, or nothing for a table the history never created (a project
+    from a release before it)."""
+    try:
+        return table_definition(table, revisions)
+    except SwitchError:
+        return []
+
+
+def users_changes(revisions: list[Revision]) -> list[str]:
+    """The upgrade statements of the template revisions that changed `users` after creating
+    it, in the history: to create the table again as the models have it."""
+    statements: list[str] = []
+    for revision_id in USERS_CHANGES:
+        # The first copy only: a revision can be in the history and among the replaced.
+        found = next((r for r in revisions if r.revision == revision_id), None)
+        if found is not None:
+            for node in ast.parse(found.source).body:
+                if isinstance(node, ast.FunctionDef) and node.name == "upgrade":
+                    statements += [ast.get_source_segment(found.source, s) or "" for s in node.body]
+    return statements
+
+
+def side_revisions(revisions: list[Revision]) -> tuple[str, ...]:
+    """Revisions of the users and auth folders outside their branch line: template fixes
+    and additions that depend on a first revision without extending the branch."""
+    return tuple(
+        sorted(
+            revision.revision
+            for revision in revisions
+            if revision.path.relative_to(VERSIONS).parts[0] in USER_MODULES
+            and not revision.down_revision
+            and not revision.branch_labels
+        )
+    )
+
+
 # ---------------------------------------------------------------------------
 # New revisions
 # ---------------------------------------------------------------------------
@@ -160,7 +202,12 @@ def _literal(names: tuple[str, ...]) -> str:
     if not names:
         return "None"
     quoted = [f'"{name}"' for name in names]
-    return quoted[0] if len(quoted) == 1 else "(" + ", ".join(quoted) + ")"
+    if len(quoted) == 1:
+        return quoted[0]
+    one_line = "(" + ", ".join(quoted) + ")"
+    if len(one_line) <= 55:  # fits after `depends_on: str | Sequence[str] | None = `
+        return one_line
+    return "(\n" + "".join(f"    {name},\n" for name in quoted) + ")"
 
 
 def _block(statements: list[str]) -> str:
@@ -339,6 +386,7 @@ def plan(
         ]
     if new == "none":
         old_table = CREDENTIAL_TABLES[old]
+        account_tables = [table for table in ACCOUNT_TABLES if optional_definition(table, known)]
         return [
             NewRevision(
                 folder=RETIRED,
@@ -348,14 +396,18 @@ def plan(
                     "and the users tables."
                 ),
                 down_revision=module_heads("auth"),
-                depends_on=domain_heads,
+                # After every revision creating or changing these tables, on a new database too.
+                depends_on=domain_heads + side_revisions(history),
                 upgrade=[
                     *(drop_owner(domain) for domain in domains),
                     f'op.drop_table("{old_table}")',
+                    *(f'op.drop_table("{table}")' for table in account_tables),
                     'op.drop_table("users")',
                 ],
                 downgrade=[
                     *table_definition("users", known),
+                    *users_changes(known),
+                    *(s for table in account_tables for s in table_definition(table, known)),
                     *table_definition(old_table, known),
                     *(restore_owner(domain) for domain in domains),
                 ],
@@ -370,15 +422,23 @@ def plan(
     parent: tuple[str, ...] = ("auth_0001",)
     if replaced:
         parent = module_heads("auth")
-        for table, folder in (("users", "users"), (CREDENTIAL_TABLES[new], "auth")):
+        account_tables = [table for table in ACCOUNT_TABLES if optional_definition(table, known)]
+        created = (
+            ("users", "users", ["users"], users_changes(known)),
+            (CREDENTIAL_TABLES[new], "auth", [CREDENTIAL_TABLES[new], *account_tables], []),
+        )
+        for slug_table, folder, tables, changes in created:
             revisions.append(
                 NewRevision(
                     folder=VERSIONS / folder,
-                    slug=f"create_{table}",
-                    message=f"Create the {table} table of auth={new}.",
+                    slug=f"create_{slug_table}",
+                    message=f"Create the {', '.join(tables)} table(s) of auth={new}.",
                     down_revision=parent,
-                    upgrade=table_definition(table, known),
-                    downgrade=[f'op.drop_table("{table}")'],
+                    upgrade=[
+                        *(s for table in tables for s in table_definition(table, known)),
+                        *changes,
+                    ],
+                    downgrade=[f'op.drop_table("{table}")' for table in reversed(tables)],
                 )
             )
             parent = (revisions[-1].revision,)
