@@ -161,9 +161,29 @@ def test_compose_runs_redis_beside_the_app_when_answered(
     assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     assert api["depends_on"]["redis"] == {"condition": "service_healthy"}
     check_compose_worker(services, package_name(variant.answers))
+    check_compose_mailpit(services, mail=variant.auth != "none")
     # test_variants.py lints the matrix's compose files; these are the ones it does not have.
     run_tool(project, str(BIN / "yamllint"), "--strict", "-d", YAMLLINT_CONFIG, "compose.yaml")
     check_compose_schema(project)
+
+
+def check_compose_mailpit(services: dict, *, mail: bool) -> None:
+    """With users, Mailpit catches the worker's mail; the app's settings point at it."""
+    api, worker = services["api"], services["worker"]
+    if not mail:
+        assert "mailpit" not in services
+        assert not any(name.startswith("MAIL_") for name in api["environment"])
+        return
+    mailpit = services["mailpit"]
+    assert re.fullmatch(r"axllent/mailpit:v1\.\d+", mailpit["image"]), mailpit["image"]
+    assert mailpit["ports"] == ["127.0.0.1:8025:8025"]  # its web page, on this machine only
+    for service in (api, worker):
+        environment = service["environment"]
+        assert environment["MAIL_SMTP_HOST"] == "mailpit"
+        # Production mode: clear text to another host must be asked for, and the sender
+        # and link set (core/mail.py refuses defaults).
+        assert environment["MAIL_SMTP_SECURITY"] == "none"
+        assert {"MAIL_SENDER", "MAIL_LINK_BASE_URL"} <= environment.keys()
 
 
 def check_compose_worker(services: dict, package: str) -> None:
@@ -395,6 +415,12 @@ def test_kubernetes_workloads_are_locked_down(
     assert variant.redis
     assert re.fullmatch(r"rediss?://:PASSWORD@HOST:\d+/0", secret["stringData"]["REDIS_URL"])
     assert "rediss://" in (base / "secret.example.yaml").read_text().split("apiVersion")[0]
+    # The SMTP server in the ConfigMap, its credentials in the Secret (with users only).
+    config = load_all(base / "configmap.yaml")[0]["data"]
+    mail = variant.auth != "none"
+    assert ("MAIL_SMTP_PASSWORD" in secret["stringData"]) is mail
+    assert ("MAIL_SENDER" in config and "MAIL_LINK_BASE_URL" in config) is mail
+    assert not any(name.startswith("MAIL_SMTP_PASS") for name in config)
     for workload in (deployment, job, worker):
         (container,) = pod_spec(workload)["containers"]
         assert "REDIS_URL" not in {item["name"] for item in container.get("env", [])}
@@ -462,7 +488,7 @@ def test_cloud_run_service_and_job_are_well_formed(
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == port["containerPort"]
-    check_secret_env(container["env"], slug, "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+    check_secret_env(container["env"], slug, *app_secrets(variant))
     # Memorystore (or any Redis) on a private address, reached through Direct VPC egress.
     assert variant.redis
     (interface,) = json.loads(annotations["run.googleapis.com/network-interfaces"])
@@ -524,7 +550,7 @@ def test_cloud_run_worker_service_runs_without_requests(
         ["python"],
         ["-m", f"{package_name(variant.answers)}.worker"],
     ]
-    check_secret_env(container["env"], slug, "SECRET_KEY", "DATABASE_URL", "REDIS_URL")
+    check_secret_env(container["env"], slug, *app_secrets(variant))
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["ENVIRONMENT"] == "production"
     assert "PORT" not in env  # Cloud Run sets it from containerPort
@@ -544,6 +570,12 @@ def test_cloud_run_worker_service_runs_without_requests(
         YAMLLINT_CONFIG,
         "deploy/cloud-run/worker.yaml",
     )
+
+
+def app_secrets(variant: Variant) -> list[str]:
+    """The settings the API and the worker read from Secret Manager on Cloud Run."""
+    mail = ["MAIL_SMTP_PASSWORD"] if variant.auth != "none" else []
+    return ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", *mail]
 
 
 def check_secret_env(env: list[dict], slug: str, *names: str) -> None:
@@ -750,6 +782,8 @@ def test_vps_env_proxy_and_deploy_script(
     single_process = variant.database == "sqlite" or (not variant.redis and variant.auth != "none")
     assert int(env["WEB_CONCURRENCY"]) == (1 if single_process else 2)
     assert env.get("REDIS_URL") == ("redis://127.0.0.1:6379/0" if variant.redis else None)
+    mail = variant.redis and variant.auth != "none"  # reset and verification links
+    assert ("MAIL_SENDER" in env and "MAIL_SMTP_PASSWORD" in env) is mail
     runbook = (vps / "RUNBOOK.md").read_text()
     assert ("apt-get install -y redis-server" in runbook) is variant.redis
     assert ("REDIS_URL" in runbook) is variant.redis
