@@ -419,6 +419,8 @@ def test_cloud_run_guide_commands_name_real_resources(
         for item in container["env"]
         if "valueFrom" in item
     }
+    if variant.auth == "none":  # the guide's "Mail" section is for projects with users
+        secrets.add(f"{SLUG}-mail-smtp-password")
     account = service["spec"]["template"]["spec"]["serviceAccountName"]
     services = {service["metadata"]["name"]}
     if (project / "deploy/cloud-run/worker.yaml").is_file():  # the worker's own service
