@@ -84,6 +84,7 @@ CASES = [
     LiveCase("0.3.0", "sqlite", "session"),
     LiveCase("0.4.0", "mysql", "api_key"),
     LiveCase("0.5.0", "postgresql", "jwt", ("orders", "customers")),
+    LiveCase("0.6.0", "mysql", "session"),
 ]
 assert {case.version for case in CASES} == set(RELEASES), "add the new release to CASES"
 # Template bugs these cases found and the template does not fix yet: each one fails until it
