@@ -745,6 +745,9 @@ def scale_out(
             "DATABASE_URL": server.create_database("benchredis"),
             "REDIS_URL": redis_server.create_database("bench"),
             "REDIS_KEY_PREFIX": "bench",
+            # Production refuses mail settings left at their defaults; nothing is mailed here.
+            "MAIL_SENDER": "bench@bench.internal",
+            "MAIL_LINK_BASE_URL": "https://bench.internal",
         }
         run([str(project / ".venv/bin/alembic"), "upgrade", "heads"], cwd=project, env=env)
         shared = Generated("redis=true", project, env)
