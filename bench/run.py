@@ -245,6 +245,16 @@ def wait_for(url: str, headers: Mapping[str, str] | None = None, timeout: float 
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, up to 30 s to finish, then SIGKILL."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def serve(command: list[str], env: Mapping[str, str], cwd: Path, port: int) -> Iterator[Served]:
     log_file = tempfile.TemporaryFile()  # noqa: SIM115  # closed in the finally below
@@ -261,12 +271,7 @@ def serve(command: list[str], env: Mapping[str, str], cwd: Path, port: int) -> I
         print("\n".join(wanted[-40:]), file=sys.stderr)
         raise
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log_file.close()
 
 
@@ -1016,12 +1021,7 @@ def worker_throughput(
             print(log_file.read().decode(errors="replace")[-4000:], file=sys.stderr)
             raise
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
     done_marks = sum(1 for _ in redis.scan(f"{prefix}:done:*"))
     return {
         "jobs": args.jobs,
