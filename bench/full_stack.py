@@ -96,6 +96,15 @@ def apply_patches(tree: Path, patches: tuple[Patch, ...] = PATCHES) -> list[str]
     return done
 
 
+def last_line(*outputs: str) -> str:
+    """The last non-empty line of the first output that has one (an error's gist)."""
+    for output in outputs:
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return "no output"
+
+
 def patches_digest() -> str:
     payload = json.dumps([[p.path, p.old, p.new] for p in PATCHES] + [FRONTEND_LINE])
     return hashlib.sha256(payload.encode()).hexdigest()[:8]
@@ -118,7 +127,8 @@ def extract(git_dir: str, dest: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
 
 
-def clone_and_extract(dest: Path, url: str = UPSTREAM) -> None:
+def clone_and_extract(dest: Path, url: str | None = None) -> None:
+    url = url or UPSTREAM
     with tempfile.TemporaryDirectory(prefix="full-stack-clone-") as directory:
         try:
             cloned = git(
@@ -135,7 +145,7 @@ def clone_and_extract(dest: Path, url: str = UPSTREAM) -> None:
         extract(directory, dest)
 
 
-def obtain(cache: Path, reference_repo: str | None = None, url: str = UPSTREAM) -> Path:
+def obtain(cache: Path, reference_repo: str | None = None, url: str | None = None) -> Path:
     """The patched reference tree under `cache` (extracted once, reused after)."""
     tree = cache / f"full-stack-{PIN[:8]}-{patches_digest()}"
     marker = tree / ".bench-ready"
@@ -174,7 +184,7 @@ def install(tree: Path, uv: Path, python: Path) -> None:
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"uv sync of the reference template failed:\n{result.stderr}")
+        raise RuntimeError(f"uv sync failed: {last_line(result.stderr, result.stdout)}")
 
 
 def settings_env(database_url: str, secret_key: str, superuser_password: str) -> dict[str, str]:
@@ -189,46 +199,56 @@ def settings_env(database_url: str, secret_key: str, superuser_password: str) ->
     }
 
 
+# Item ids the bench can draw from an integer range (wrk's `{n}` paths):
+# 00000000-0000-4000-8000-00000NNNNNNN, NNNNNNN from ID_BASE.
+ID_PREFIX = "00000000-0000-4000-8000-00000"
+ID_BASE = 1_000_000
+
+
+def item_id(index: int) -> str:
+    return f"{ID_PREFIX}{ID_BASE + index}"
+
+
 SEED = """
-import json, sys
+import json, sys, uuid
 from sqlmodel import Session, select
 from app import crud
 from app.core.db import engine
 from app.models import Item, User, UserCreate
 
-email, password, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
+email, password, rows, prefix, base = sys.argv[1:6]
 with Session(engine) as session:
     user = session.exec(select(User).where(User.email == email)).first()
     if user is None:
         user = crud.create_user(
             session=session, user_create=UserCreate(email=email, password=password)
         )
-    for index in range(rows):
-        session.add(Item(title=f"item {index}", owner_id=user.id))
+    for index in range(int(rows)):
+        item_id = uuid.UUID(f"{prefix}{int(base) + index}")
+        session.add(Item(id=item_id, title=f"item {index}", owner_id=user.id))
     session.commit()
     ids = session.exec(select(Item.id).where(Item.owner_id == user.id)).all()
 print(json.dumps([str(i) for i in ids]))
 """
 
 
-def prepare(
-    tree: Path, env: Mapping[str, str], email: str, password: str, rows: int
-) -> list[str]:
+def prepare(tree: Path, env: Mapping[str, str], email: str, password: str, rows: int) -> list[str]:
     """Its prestart (wait for the database, migrations, first superuser), then a normal
-    user owning `rows` items; returns the item ids."""
+    user owning `rows` items (ids: `item_id(0)`..`item_id(rows - 1)`); returns their ids."""
     backend = tree / "backend"
     python = str(tree / ".venv/bin/python")
     for command in (
         [python, "app/backend_pre_start.py"],
         [str(tree / ".venv/bin/alembic"), "upgrade", "head"],
         [python, "app/initial_data.py"],
-        [python, "-c", SEED, email, password, str(rows)],
+        [python, "-c", SEED, email, password, str(rows), ID_PREFIX, str(ID_BASE)],
     ):
         result = subprocess.run(
             command, cwd=backend, env=dict(env), capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command[:2])} failed:\n{result.stderr[-3000:]}")
+            step = " ".join(Path(part).name for part in command[:2])
+            raise RuntimeError(f"{step} failed: {last_line(result.stderr, result.stdout)}")
     ids: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
     return ids
 
