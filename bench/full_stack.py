@@ -61,8 +61,8 @@ PATCHES = (
     Patch(
         "backend/pyproject.toml",
         'requires-python = ">=3.14,<4.0"',
-        'requires-python = ">=3.13,<4.0"',
-        "run on the generated project's Python",
+        'requires-python = ">=3.11,<4.0"',
+        "run on the generated project's Python (3.11 or newer)",
     ),
 )
 # `app.frontend("/", directory=...)` serves the built frontend, which is not in git.
@@ -166,8 +166,9 @@ def obtain(cache: Path, reference_repo: str | None = None, url: str | None = Non
     return tree
 
 
-def install(tree: Path, uv: Path, python: Path) -> None:
-    """Its own lock, its own virtualenv (the workspace root's .venv), on `python`."""
+def install(tree: Path, uv: Path, python: str) -> None:
+    """Its own lock, its own virtualenv (the workspace root's .venv), on `python` (the
+    generated project's interpreter)."""
     env = {
         **os.environ,
         "UV_PYTHON_DOWNLOADS": "never",

@@ -414,7 +414,10 @@ def prepare_reference(
     after one line saying why not."""
     try:
         tree = full_stack.obtain(RESULTS, reference_repo(args))
-        python = find_python((project / ".python-version").read_text().strip())
+        version = (project / ".python-version").read_text().strip()
+        python = find_python(version)
+        if python is None:
+            raise full_stack.ReferenceUnavailableError(f"no Python {version} interpreter found")
         started = time.perf_counter()
         full_stack.install(tree, BIN / "uv", python)
         installed = time.perf_counter() - started
@@ -445,7 +448,7 @@ def prepare_reference(
     figures["reference_template"] = {
         "measured": True,
         "commit": full_stack.PIN,
-        "python": str(python),
+        "python": python,
         "rows": args.rows,
         "rows_owner": "a normal user (its item routes filter by owner)",
     }

@@ -288,7 +288,7 @@ def test_reference_patches_apply(tmp_path: Path) -> None:
     deps = (tree / "backend/app/api/deps.py").read_text()
     assert "except (InvalidTokenError, ValidationError):" in deps
     assert 'items: list["Item"] = Relationship(' in (tree / "backend/app/models.py").read_text()
-    assert 'requires-python = ">=3.13,<4.0"' in (tree / "backend/pyproject.toml").read_text()
+    assert 'requires-python = ">=3.11,<4.0"' in (tree / "backend/pyproject.toml").read_text()
     assert (tree / full_stack.FRONTEND_INDEX).is_file()
     for patch in full_stack.PATCHES:
         text = (tree / patch.path).read_text()
