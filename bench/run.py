@@ -1303,11 +1303,17 @@ def summary_table(figures: Mapping[str, Any]) -> list[str]:
         row = tails.get(column, {}).get(str(connections))
         if row is None:
             return ""
-        return (
+        text = (
             f"{row['waits_over_slow']} over {row['slow_s']:.0f} s, max "
             f"{row['max_wait_ms'] / 1000:.2f} s, p99 {row['p99_ms']:.0f} ms, "
-            f"{row['status_503']} x 503, {row['unanswered']} unanswered of {row['sent']}"
+            f"{row['status_503']} x 503"
         )
+        other = row.get("non_2xx", 0) - row["status_503"]
+        if other:
+            text += f", {other} other non-2xx"
+        if row.get("errors"):
+            text += f", {row['errors']} connection errors"
+        return text + f", {row['unanswered']} unanswered of {row['sent']}"
 
     seconds = next(
         (row["seconds"] for rows in tails.values() if isinstance(rows, dict)

@@ -421,6 +421,8 @@ def made_up_figures() -> dict[str, Any]:
             "max_wait_ms": 1000 * max_s,
             "p99_ms": 90.0,
             "status_503": busy,
+            "non_2xx": busy + (7 if busy else 0),
+            "errors": 0,
             "unanswered": 1,
         }
 
@@ -468,7 +470,10 @@ def test_summary_table_on_made_up_figures() -> None:
     assert rows["authenticated list of 10 with total"][2] == "3200 req/s, p99 20 ms, 0.30 ms CPU |"
     assert rows["cold start to first authenticated 200"] == ["0.60 s", "0.80 s", "0.40 s |"]
     assert rows["15 s at 200 connections, fresh server"][1] == (
-        "190 over 2 s, max 12.00 s, p99 90 ms, 170 x 503, 1 unanswered of 9000"
+        "190 over 2 s, max 12.00 s, p99 90 ms, 170 x 503, 7 other non-2xx, 1 unanswered of 9000"
+    )
+    assert rows["15 s at 50 connections, fresh server"][0] == (
+        "0 over 2 s, max 0.50 s, p99 90 ms, 0 x 503, 1 unanswered of 9000"
     )
     assert lines[-1].startswith("ratios: get-by-id / reference template 2.00; ")
     assert "cold start / raw asyncpg 1.50" in lines[-1]
