@@ -463,14 +463,26 @@ def prepare_reference(
 
 
 def median_result(results: list[tuple[Any, float]]) -> dict[str, float]:
-    """Medians over rounds of (wrk result, the server's CPU seconds during the run)."""
+    """Medians over rounds of (wrk result, the server's CPU seconds during the run).
+
+    A round that answered nothing (a stalled server) counts as infinitely slow and costly:
+    wrk then reports latencies of 0."""
+    inf = float("inf")
     return {
         "rps": statistics.median(r.rps for r, _ in results),
-        "p50_ms": statistics.median(r.p50_ms for r, _ in results),
-        "p99_ms": statistics.median(r.p99_ms for r, _ in results),
-        "cpu_ms_per_request": statistics.median(1000 * cpu / r.requests for r, cpu in results),
+        "p50_ms": statistics.median(r.p50_ms if r.requests else inf for r, _ in results),
+        "p99_ms": statistics.median(r.p99_ms if r.requests else inf for r, _ in results),
+        "cpu_ms_per_request": statistics.median(
+            1000 * cpu / r.requests if r.requests else inf for r, cpu in results
+        ),
         "errors": sum(r.non_2xx + r.errors + r.timeouts for r, _ in results),
+        "rounds_without_an_answer": sum(1 for r, _ in results if not r.requests),
     }
+
+
+def divide(numerator: float, denominator: float) -> float:
+    """A ratio of rates; nan when nothing was answered in the denominator's run."""
+    return numerator / denominator if denominator else float("nan")
 
 
 def cold_start(
@@ -712,9 +724,9 @@ def side_by_side(
         read_rps = summary[f"{generated.label}: get-by-id"]["rps"]
         base_rps = summary[f"{generated.label}: /health"]["rps"]
         ratios = {
-            "get_by_id_vs_baseline": read_rps / base_rps,
-            "get_by_id_vs_raw_asyncpg": read_rps / raw_rps,
-            "raw_asyncpg_vs_baseline": raw_rps / base_rps,
+            "get_by_id_vs_baseline": divide(read_rps, base_rps),
+            "get_by_id_vs_raw_asyncpg": divide(read_rps, raw_rps),
+            "raw_asyncpg_vs_baseline": divide(raw_rps, base_rps),
         }
         figures["ratios"][generated.label] = ratios
         log(
@@ -1290,6 +1302,8 @@ def summary_table(figures: Mapping[str, Any]) -> list[str]:
             text += f", p99 {row['p99_ms']:.0f} ms, {row['cpu_ms_per_request']:.2f} ms CPU"
         if row.get("errors"):
             text += f", {row['errors']} errors"
+        if row.get("rounds_without_an_answer"):
+            text += f", {row['rounds_without_an_answer']} rounds without an answer"
         return text
 
     def cold_cell(column: str) -> str:

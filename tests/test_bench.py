@@ -494,3 +494,28 @@ def test_summary_without_the_reference() -> None:
     assert ratios["cold start / reference template"] is None
     assert ratios["get-by-id / raw asyncpg"] == 0.25
     assert "reference template 2.00" not in run.summary_table(figures)[-1]
+
+
+def test_a_round_without_an_answer_is_infinitely_slow() -> None:
+    """A stalled server answers nothing in a wrk run: no division by zero, and it shows."""
+    from types import SimpleNamespace
+
+    from bench import run
+
+    def wrk(requests: int, p99_ms: float) -> Any:
+        return SimpleNamespace(
+            rps=requests / 5, requests=requests, p50_ms=p99_ms / 2, p99_ms=p99_ms,
+            non_2xx=0, errors=0, timeouts=0 if requests else 50,
+        )  # fmt: skip
+
+    row = run.median_result([(wrk(1000, 90), 2.0), (wrk(0, 0), 0.1), (wrk(0, 0), 0.0)])
+    assert row["rps"] == 0
+    assert row["p99_ms"] == math.inf
+    assert row["cpu_ms_per_request"] == math.inf
+    assert row["errors"] == 100
+    assert row["rounds_without_an_answer"] == 2
+    figures = made_up_figures()
+    figures["side_by_side"]["reference template: get-by-id"] = row
+    assert run.summary(figures)["ratios"]["get-by-id / reference template"] is None
+    cells = next(line for line in run.summary_table(figures) if "get-by-id |" in line)
+    assert "0 req/s, p99 inf ms, inf ms CPU, 100 errors, 2 rounds without an answer" in cells
