@@ -11,6 +11,9 @@ WORKERS ?= 2
 # make bench: seconds per measured run, open connections
 DURATION ?= 5
 CONNECTIONS ?= 50
+# make bench: a git directory holding the reference template's pinned commit (this
+# machine's mirror when there is one; empty: the copy cached under .bench/, else git clone)
+BENCH_REFERENCE_REPO ?= $(wildcard /work/.mirror/fastapi+full-stack-fastapi-template/repo)
 export UV_PYTHON_DOWNLOADS := never
 # Silences Material's end-of-life banner, printed on every docs build.
 export NO_MKDOCS_2_WARNING := 1
@@ -46,8 +49,8 @@ lint: bootstrap ## Lint and format-check the template's own Python (tests, scrip
 format: bootstrap ## Format the template's own Python
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-bench: bootstrap ## Performance figures: render, cold start, PostgreSQL variant beside raw asyncpg, stalls, Redis throttle, jobs
-	$(BIN)/python -m bench.run --duration $(DURATION) --connections $(CONNECTIONS) $(BENCH_ARGS)
+bench: bootstrap ## Performance figures: render, cold start, PostgreSQL variant beside the reference template and raw asyncpg, sustained-load tail, Redis throttle, jobs
+	BENCH_REFERENCE_REPO="$(BENCH_REFERENCE_REPO)" $(BIN)/python -m bench.run --duration $(DURATION) --connections $(CONNECTIONS) $(BENCH_ARGS)
 
 docs: bootstrap ## Serve the documentation site on http://127.0.0.1:8001 with live reload
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001

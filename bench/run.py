@@ -1,11 +1,14 @@
 """`make bench`: the template's performance figures, measured side by side in one run.
 
 1. Render time of the default variant, beside a one-file template (copier's own floor).
-2. Cold start: process spawn to the first database-backed answer.
+2. Cold start: process spawn to the first authenticated database-backed answer.
 3. The PostgreSQL variant (rendered, installed with uv, served on a throw-away PostgreSQL
-   from tests/servers.py) against `bench/reference_app.py`, FastAPI + raw asyncpg, on the
-   same table: baseline (`/health`) and get-by-id, alternated round by round.
-4. Zero-stall: consecutive short runs with more connections than the pool.
+   from tests/servers.py) against the reference template (fastapi/full-stack-fastapi-template's
+   backend at a pinned commit, bench/full_stack.py) and `bench/reference_app.py` (FastAPI +
+   raw asyncpg on the generated app's table): `/health`, get-by-id and a list of 10 with its
+   total, alternated round by round.
+4. The sustained-load tail: 15-second runs of get-by-id at 50 and 200 connections on a fresh
+   server of each app, by a client that counts every request it sent (bench/tail.py).
 5. Login flood: concurrent logins while measuring `/health` and an authenticated read.
 6. With a throw-away redis-server: the same variant rendered with `redis=true`; logins with
    the in-memory throttle beside the Redis one, alternated round by round; the enqueue
@@ -13,6 +16,9 @@
 7. The generated project's own `make bench` on the same server.
 
 `--only SECTION...` measures a selection (the PostgreSQL variant is rendered for any).
+
+At the end, one table: this template, the reference template and raw asyncpg, and the
+ratios the hot-path targets use.
 
 Every figure of one run comes from the same machine at the same time: compare ratios, not
 absolute numbers across runs (the load generator shares the CPU with the server).
@@ -51,6 +57,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from find_python import find as find_python  # noqa: E402
 
+from bench import full_stack, tail  # noqa: E402
 from bench.redis_tools import (  # noqa: E402
     RedisConnection,
     RedisReplyError,
@@ -69,14 +76,18 @@ SECTIONS = (
     "render",
     "cold-start",
     "side-by-side",
-    "zero-stall",
+    "tail",
     "login-flood",
     "throttle",
     "jobs",
     "make-bench",
 )
 # Sections that serve the seeded PostgreSQL variant (and sign its user in).
-SEEDED = {"cold-start", "side-by-side", "zero-stall", "login-flood"}
+SEEDED = {"cold-start", "side-by-side", "tail", "login-flood"}
+# Sections that measure the reference template too.
+WITH_REFERENCE = {"cold-start", "side-by-side", "tail"}
+REFERENCE_LABEL = "reference template"
+RAW_LABEL = "raw asyncpg"
 
 
 def log(message: str) -> None:
@@ -359,18 +370,119 @@ def sign_up_and_seed(generated: Generated, base_url: str, rows: int) -> None:
         generated.ids = sorted(pool.map(create, range(rows)))
 
 
+@dataclass
+class Reference:
+    """The reference template, installed, migrated, seeded, and its normal user's token."""
+
+    tree: Path
+    env: dict[str, str]
+    rows: int
+    token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def cwd(self) -> Path:
+        return self.tree / "backend"
+
+    def command(self, port: int) -> list[str]:
+        return full_stack.uvicorn_command(self.tree, port)
+
+    @contextmanager
+    def serve(self) -> Iterator[Served]:
+        port = free_port()
+        with serve(self.command(port), self.env, self.cwd, port) as served:
+            wait_for(served.base_url + REFERENCE_HEALTH)
+            yield served
+
+
+REFERENCE_HEALTH = "/api/v1/utils/health-check/"
+REFERENCE_READ = f"/api/v1/items/{full_stack.ID_PREFIX}{{n}}"
+REFERENCE_LIST = "/api/v1/items/?skip=0&limit=10"
+
+
+def reference_repo(args: argparse.Namespace) -> str | None:
+    return args.reference_repo or os.environ.get("BENCH_REFERENCE_REPO") or None
+
+
+def prepare_reference(
+    project: Path, server: DatabaseServer, figures: dict[str, Any], args: argparse.Namespace
+) -> Reference | None:
+    """The reference template ready to serve, on the generated project's Python, or None
+    after one line saying why not."""
+    try:
+        tree = full_stack.obtain(RESULTS, reference_repo(args))
+        version = (project / ".python-version").read_text().strip()
+        python = find_python(version)
+        if python is None:
+            raise full_stack.ReferenceUnavailableError(f"no Python {version} interpreter found")
+        started = time.perf_counter()
+        full_stack.install(tree, BIN / "uv", python)
+        installed = time.perf_counter() - started
+        secret = secrets.token_hex(32)
+        env = {
+            **os.environ,
+            **full_stack.settings_env(
+                server.create_database("reference"), secret, secrets.token_urlsafe(16)
+            ),
+        }
+        email = f"bench-{secrets.token_hex(4)}@example.com"
+        password = secrets.token_urlsafe(16)
+        full_stack.prepare(tree, env, email, password, args.rows)
+    except (full_stack.ReferenceUnavailableError, RuntimeError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        log(f"reference template: not measured ({reason})")
+        figures["reference_template"] = {"measured": False, "reason": reason}
+        return None
+    reference = Reference(tree, env, args.rows)
+    with reference.serve() as served:
+        status, body = http(
+            "POST",
+            served.base_url + "/api/v1/login/access-token",
+            form={"username": email, "password": password},
+        )
+        assert status == 200, status
+        reference.token = body["access_token"]
+    figures["reference_template"] = {
+        "measured": True,
+        "commit": full_stack.PIN,
+        "python": python,
+        "rows": args.rows,
+        "rows_owner": "a normal user (its item routes filter by owner)",
+    }
+    log(
+        f"reference template (full-stack-fastapi-template {full_stack.PIN[:8]}, backend) "
+        f"installed with uv in {installed:.1f} s, {args.rows} items of a normal user"
+    )
+    return reference
+
+
 # --------------------------------------------------------------------------- measurements
 
 
 def median_result(results: list[tuple[Any, float]]) -> dict[str, float]:
-    """Medians over rounds of (wrk result, the server's CPU seconds during the run)."""
+    """Medians over rounds of (wrk result, the server's CPU seconds during the run).
+
+    A round that answered nothing (a stalled server) counts as infinitely slow and costly:
+    wrk then reports latencies of 0."""
+    inf = float("inf")
     return {
         "rps": statistics.median(r.rps for r, _ in results),
-        "p50_ms": statistics.median(r.p50_ms for r, _ in results),
-        "p99_ms": statistics.median(r.p99_ms for r, _ in results),
-        "cpu_ms_per_request": statistics.median(1000 * cpu / r.requests for r, cpu in results),
+        "p50_ms": statistics.median(r.p50_ms if r.requests else inf for r, _ in results),
+        "p99_ms": statistics.median(r.p99_ms if r.requests else inf for r, _ in results),
+        "cpu_ms_per_request": statistics.median(
+            1000 * cpu / r.requests if r.requests else inf for r, cpu in results
+        ),
         "errors": sum(r.non_2xx + r.errors + r.timeouts for r, _ in results),
+        "rounds_without_an_answer": sum(1 for r, _ in results if not r.requests),
     }
+
+
+def divide(numerator: float, denominator: float) -> float:
+    """A ratio of rates; nan when nothing was answered in the denominator's run."""
+    return numerator / denominator if denominator else float("nan")
 
 
 def cold_start(
@@ -450,8 +562,11 @@ def bench_postgres(work: Path, figures: dict[str, Any], args: argparse.Namespace
             projects.append(Generated(label, project, env))
         current = projects[0]
         load = generated_module(current.project, "load")
+        reference = None
+        if args.sections & WITH_REFERENCE:
+            reference = prepare_reference(current.project, server, figures, args)
         if args.sections & SEEDED:
-            served_sections(load, projects, figures, args)
+            served_sections(load, projects, reference, figures, args)
         if "login-flood" in args.sections:
             for generated in projects:
                 login_flood(load, generated, figures, args)
@@ -464,9 +579,14 @@ def bench_postgres(work: Path, figures: dict[str, Any], args: argparse.Namespace
 
 
 def served_sections(
-    load: ModuleType, projects: list[Generated], figures: dict[str, Any], args: argparse.Namespace
+    load: ModuleType,
+    projects: list[Generated],
+    reference: Reference | None,
+    figures: dict[str, Any],
+    args: argparse.Namespace,
 ) -> None:
-    """Cold start, side by side with raw asyncpg and zero-stall, on the seeded projects."""
+    """Cold start, side by side, and the tail: the seeded projects, the reference template
+    and raw asyncpg."""
     current = projects[0]
     raw_url = current.env["DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
     raw_env = {**os.environ, "REFERENCE_DATABASE_URL": raw_url}
@@ -476,46 +596,73 @@ def served_sections(
             current.project, "reference_app:app", port, "--app-dir", str(ROOT / "bench")
         )
 
+    @contextmanager
+    def serve_raw() -> Iterator[Served]:
+        port = free_port()
+        with serve(raw_command(port), raw_env, current.project, port) as raw:
+            wait_for(raw.base_url + f"/posts/{current.ids[0]}")
+            yield raw
+
     with ExitStack() as stack:
         apps = [stack.enter_context(generated.serve()) for generated in projects]
         for generated, app in zip(projects, apps, strict=True):
             sign_up_and_seed(generated, app.base_url, args.rows)
         post = f"/posts/{current.ids[0]}"
         if "cold-start" in args.sections:
-            cold_starts(current, raw_command, raw_env, post, figures)
+            cold_starts(current, reference, raw_command, raw_env, post, figures)
         if "side-by-side" in args.sections:
-            raw_port = free_port()
-            with serve(raw_command(raw_port), raw_env, current.project, raw_port) as raw:
-                wait_for(raw.base_url + post)
-                side_by_side(load, list(zip(projects, apps, strict=True)), raw, figures, args)
-        if "zero-stall" in args.sections:
-            for generated, app in zip(projects, apps, strict=True):
-                zero_stall(load, app, generated, figures, args)
+            with ExitStack() as others:
+                raw = others.enter_context(serve_raw())
+                served_reference = others.enter_context(reference.serve()) if reference else None
+                side_by_side(
+                    load,
+                    list(zip(projects, apps, strict=True)),
+                    (reference, served_reference) if reference and served_reference else None,
+                    raw,
+                    figures,
+                    args,
+                )
+    if "tail" in args.sections:  # fresh servers, the seeded ones stopped
+        tail_section(current, reference, serve_raw, figures, args)
 
 
 def cold_starts(
     current: Generated,
+    reference: Reference | None,
     raw_command: Callable[[int], list[str]],
     raw_env: Mapping[str, str],
     post: str,
     figures: dict[str, Any],
 ) -> None:
-    figures["cold_start"] = {
+    """Spawn to the first authenticated 200 of a get-by-id (raw asyncpg: no auth)."""
+    cold: dict[str, float | None] = {
         "generated_s": cold_start(
             current.command, current.env, current.project, post, current.headers
         ),
-        "reference_s": cold_start(raw_command, raw_env, current.project, post),
+        "reference_template_s": None,
+        "raw_asyncpg_s": cold_start(raw_command, raw_env, current.project, post),
     }
-    cold = figures["cold_start"]
+    if reference is not None:
+        cold["reference_template_s"] = cold_start(
+            reference.command,
+            reference.env,
+            reference.cwd,
+            REFERENCE_READ.replace("{n}", str(full_stack.ID_BASE)),
+            reference.headers,
+        )
+    figures["cold_start"] = cold
+    shown = f"{cold['reference_template_s']:.2f} s" if reference else "not measured"
     log(
-        "cold start, spawn to the first GET /posts/{id} (median of 3): generated "
-        f"{cold['generated_s']:.2f} s, raw asyncpg {cold['reference_s']:.2f} s"
+        "cold start, spawn to the first authenticated get-by-id 200 (median of 3): this "
+        f"template {cold['generated_s']:.2f} s, reference template {shown}, raw asyncpg "
+        f"{cold['raw_asyncpg_s']:.2f} s"
     )
 
 
 def side_by_side(
     load: ModuleType,
     apps: list[tuple[Generated, Served]],
+    reference: tuple[Reference, Served] | None,
     raw: Served,
     figures: dict[str, Any],
     args: argparse.Namespace,
@@ -528,9 +675,26 @@ def side_by_side(
         )
         cases[f"{generated.label}: /health"] = (app, load.Request("GET", "/health"))
         cases[f"{generated.label}: get-by-id"] = (app, read)
+        cases[f"{generated.label}: list"] = (
+            app,
+            load.Request("GET", "/posts?limit=10", generated.headers),
+        )
+    if reference is not None:
+        ref, served = reference
+        ids = (full_stack.ID_BASE, full_stack.ID_BASE + ref.rows - 1)
+        cases[f"{REFERENCE_LABEL}: /health"] = (served, load.Request("GET", REFERENCE_HEALTH))
+        cases[f"{REFERENCE_LABEL}: get-by-id"] = (
+            served,
+            load.Request("GET", REFERENCE_READ, ref.headers, vary=ids),
+        )
+        cases[f"{REFERENCE_LABEL}: list"] = (
+            served,
+            load.Request("GET", REFERENCE_LIST, ref.headers),
+        )
     current = apps[0][0]
     raw_read = load.Request("GET", "/posts/{n}", vary=(current.ids[0], current.ids[-1]))
-    cases["raw asyncpg: get-by-id"] = (raw, raw_read)
+    cases[f"{RAW_LABEL}: get-by-id"] = (raw, raw_read)
+    cases[f"{RAW_LABEL}: list"] = (raw, load.Request("GET", "/posts?limit=10"))
     results: dict[str, list[tuple[Any, float]]] = {name: [] for name in cases}
     options = {"connections": args.connections, "timeout": 30}
     for served, request in cases.values():  # warm-up
@@ -544,24 +708,25 @@ def side_by_side(
     figures["side_by_side"] = summary
     log(
         f"\nside by side on PostgreSQL, {args.connections} connections, "
-        f"median of {args.rounds} rounds of {args.duration:.0f} s:"
+        f"median of {args.rounds} rounds of {args.duration:.0f} s "
+        f"(list: 10 rows and the total; {REFERENCE_LABEL}: /api/v1/items/):"
     )
-    log(f"  {'endpoint':<26}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'errors':>7}")
+    log(f"  {'endpoint':<34}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'errors':>7}")
     for name, row in summary.items():
         cells = (
             f"{row['rps']:>7.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
             f"{row['cpu_ms_per_request']:>11.2f}{row['errors']:>7}"
         )
-        log(f"  {name:<26}{cells}")
-    raw_rps = summary["raw asyncpg: get-by-id"]["rps"]
+        log(f"  {name:<34}{cells}")
+    raw_rps = summary[f"{RAW_LABEL}: get-by-id"]["rps"]
     figures["ratios"] = {}
     for generated, _ in apps:
         read_rps = summary[f"{generated.label}: get-by-id"]["rps"]
         base_rps = summary[f"{generated.label}: /health"]["rps"]
         ratios = {
-            "get_by_id_vs_baseline": read_rps / base_rps,
-            "get_by_id_vs_raw_asyncpg": read_rps / raw_rps,
-            "raw_asyncpg_vs_baseline": raw_rps / base_rps,
+            "get_by_id_vs_baseline": divide(read_rps, base_rps),
+            "get_by_id_vs_raw_asyncpg": divide(read_rps, raw_rps),
+            "raw_asyncpg_vs_baseline": divide(raw_rps, base_rps),
         }
         figures["ratios"][generated.label] = ratios
         log(
@@ -571,66 +736,64 @@ def side_by_side(
         )
 
 
-def zero_stall(
-    load: ModuleType,
-    app: Served,
-    generated: Generated,
+def tail_section(
+    current: Generated,
+    reference: Reference | None,
+    serve_raw: Callable[[], Any],
     figures: dict[str, Any],
     args: argparse.Namespace,
 ) -> None:
-    """Consecutive short runs beyond the pool's 20 connections: nothing may hang."""
-    request = load.Request(
-        "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
-    )
-    found = figures.setdefault("zero_stall", {}).setdefault(generated.label, {})
-    log(
-        f"\nzero-stall ({generated.label}): {args.stall_runs} consecutive "
-        f"{args.stall_seconds:.0f} s runs of get-by-id (pool: 10 + 10 overflow)"
-    )
-    for connections in (50, 200):
-        runs = [
-            load.run(
-                "wrk",
-                app.base_url,
-                request,
-                connections=connections,
-                seconds=args.stall_seconds,
-                timeout=args.stall_timeout,
-                count_statuses=True,
-            )
-            for _ in range(args.stall_runs)
+    """Get-by-id for `--tail-seconds` at 50 and 200 connections, a fresh server each run,
+    every request counted (bench/tail.py): waits over 2 s, 503s, the unanswered."""
+    post_paths = [f"/posts/{n}" for n in current.ids]
+    targets: list[tuple[str, Callable[[], Any], list[str], dict[str, str]]] = [
+        ("this template", current.serve, post_paths, current.headers),
+    ]
+    if reference is not None:
+        ref_paths = [
+            REFERENCE_READ.replace("{n}", str(full_stack.ID_BASE + index))
+            for index in range(reference.rows)
         ]
-        statuses: dict[str, int] = {}
-        for result in runs:
-            for status, count in result.statuses.items():
-                statuses[status] = statuses.get(status, 0) + count
-        row = {
-            "requests": sum(r.requests for r in runs),
-            "non_2xx": sum(r.non_2xx for r in runs),
-            "socket_errors": sum(r.errors for r in runs),
-            "timeouts": sum(r.timeouts for r in runs),
-            "statuses": statuses,
-            "worst_p99_ms": max(r.p99_ms for r in runs),
-            "max_ms": max(r.max_ms for r in runs),
-            "runs_with_a_stall": sum(1 for r in runs if r.timeouts or r.errors),
-            "health_after_s": health_after(app.base_url),
-        }
-        found[connections] = row
-        log(
-            f"  {connections:>3} connections: {row['requests']} requests, statuses {statuses}, "
-            f"socket errors {row['socket_errors']}, timeouts (> {args.stall_timeout:.0f} s) "
-            f"{row['timeouts']}, worst p99 {row['worst_p99_ms']:.0f} ms, "
-            f"max {row['max_ms']:.0f} ms, runs with a stall {row['runs_with_a_stall']}/{len(runs)}"
-            f", then /health answered in {row['health_after_s']:.1f} s"
-        )
-
-
-def health_after(base_url: str) -> float:
-    """Seconds until /health answers once the load stops (inf: not within 30 s)."""
-    try:
-        return wait_for(base_url + "/health", timeout=30)
-    except TimeoutError:
-        return float("inf")
+        targets.append((REFERENCE_LABEL, reference.serve, ref_paths, reference.headers))
+    targets.append((RAW_LABEL, serve_raw, post_paths, {}))
+    found: dict[str, Any] = figures.setdefault("tail", {})
+    with current.serve() as app:  # what the client itself can do, on the cheapest route
+        spent = time.process_time()
+        ceiling = tail.run(app.base_url, ["/health"], connections=200, seconds=5).figures()
+        spent = time.process_time() - spent
+    found["client_on_health"] = {**ceiling, "client_cpu_share": spent / 5}
+    log(
+        f"\nsustained-load tail: get-by-id, {args.tail_seconds:.0f} s at 50 and at 200 "
+        f"connections, a fresh server each run; every request counted, those in flight at the "
+        f"end waited for up to {args.tail_drain:.0f} s (the client on this template's /health, "
+        f"200 connections: {ceiling['rate']:.0f} answers/s, using "
+        f"{100 * spent / 5:.0f}% of a core)"
+    )
+    log(
+        f"  {'app':<20}{'conns':>6}{'sent':>8}{'answered':>9}{'req/s':>7}{'p99 ms':>8}"
+        f"{'> 2 s':>7}{'max s':>7}{'503':>6}{'other':>6}{'errors':>7}{'unanswered':>11}"
+    )
+    for label, start, paths, headers in targets:
+        rows = found.setdefault(label, {})
+        for connections in (50, 200):
+            with start() as served:
+                result = tail.run(
+                    served.base_url,
+                    paths,
+                    headers=headers,
+                    connections=connections,
+                    seconds=args.tail_seconds,
+                    drain_s=args.tail_drain,
+                )
+            row = result.figures()
+            rows[str(connections)] = row
+            other = row["non_2xx"] - row["status_503"]
+            log(
+                f"  {label:<20}{connections:>6}{row['sent']:>8}{row['answered']:>9}"
+                f"{row['rate']:>7.0f}{row['p99_ms']:>8.0f}{row['waits_over_slow']:>7}"
+                f"{row['max_wait_ms'] / 1000:>7.2f}{row['status_503']:>6}{other:>6}"
+                f"{row['errors']:>7}{row['unanswered']:>11}"
+            )
 
 
 FLOOD_BUDGETS = {
@@ -1091,6 +1254,114 @@ def own_make_bench(
     figures["make_bench"] = json.loads(output.read_text())
 
 
+# --------------------------------------------------------------------------- the table
+
+TABLE_COLUMNS = ("this template", REFERENCE_LABEL, RAW_LABEL)
+
+
+def summary(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """The ratios the hot-path targets use (None: a figure is missing)."""
+    side = figures.get("side_by_side", {})
+    cold = figures.get("cold_start", {})
+
+    def ratio(numerator: float | None, denominator: float | None) -> float | None:
+        if numerator is None or not denominator:
+            return None
+        return numerator / denominator
+
+    def rps(label: str, scenario: str) -> float | None:
+        row = side.get(f"{label}: {scenario}")
+        return None if row is None else float(row["rps"])
+
+    current = "working tree"
+    ratios = {}
+    for scenario in ("get-by-id", "list"):
+        mine = rps(current, scenario)
+        ratios[f"{scenario} / reference template"] = ratio(mine, rps(REFERENCE_LABEL, scenario))
+        ratios[f"{scenario} / raw asyncpg"] = ratio(mine, rps(RAW_LABEL, scenario))
+    ratios["cold start / reference template"] = ratio(
+        cold.get("generated_s"), cold.get("reference_template_s")
+    )
+    ratios["cold start / raw asyncpg"] = ratio(cold.get("generated_s"), cold.get("raw_asyncpg_s"))
+    return {"ratios": ratios}
+
+
+def summary_table(figures: Mapping[str, Any]) -> list[str]:
+    """The issue's table: rows per scenario, one column per app, then the ratios."""
+    side = figures.get("side_by_side", {})
+    cold = figures.get("cold_start", {})
+    tails = figures.get("tail", {})
+    keys = {"this template": "working tree", REFERENCE_LABEL: REFERENCE_LABEL, RAW_LABEL: RAW_LABEL}
+
+    def throughput(column: str, scenario: str, detail: bool) -> str:
+        row = side.get(f"{keys[column]}: {scenario}")
+        if row is None:
+            return ""
+        text = f"{row['rps']:.0f} req/s"
+        if detail:
+            text += f", p99 {row['p99_ms']:.0f} ms, {row['cpu_ms_per_request']:.2f} ms CPU"
+        if row.get("errors"):
+            text += f", {row['errors']} errors"
+        if row.get("rounds_without_an_answer"):
+            text += f", {row['rounds_without_an_answer']} rounds without an answer"
+        return text
+
+    def cold_cell(column: str) -> str:
+        key = {"this template": "generated_s", REFERENCE_LABEL: "reference_template_s"}.get(
+            column, "raw_asyncpg_s"
+        )
+        value = cold.get(key)
+        return "" if value is None else f"{value:.2f} s"
+
+    def tail_cell(column: str, connections: int) -> str:
+        row = tails.get(column, {}).get(str(connections))
+        if row is None:
+            return ""
+        text = (
+            f"{row['waits_over_slow']} over {row['slow_s']:.0f} s, max "
+            f"{row['max_wait_ms'] / 1000:.2f} s, p99 {row['p99_ms']:.0f} ms, "
+            f"{row['status_503']} x 503"
+        )
+        other = row.get("non_2xx", 0) - row["status_503"]
+        if other:
+            text += f", {other} other non-2xx"
+        if row.get("errors"):
+            text += f", {row['errors']} connection errors"
+        return text + f", {row['unanswered']} unanswered of {row['sent']}"
+
+    seconds = next(
+        (row["seconds"] for rows in tails.values() if isinstance(rows, dict)
+         for row in rows.values() if isinstance(row, dict) and "seconds" in row),
+        15,
+    )  # fmt: skip
+    rows: list[tuple[str, list[str]]] = [
+        ("`/health`", [throughput(c, "/health", False) for c in TABLE_COLUMNS]),
+        ("authenticated get-by-id", [throughput(c, "get-by-id", True) for c in TABLE_COLUMNS]),
+        (
+            "authenticated list of 10 with total",
+            [throughput(c, "list", True) for c in TABLE_COLUMNS],
+        ),
+        ("cold start to first authenticated 200", [cold_cell(c) for c in TABLE_COLUMNS]),
+    ]
+    for connections in (50, 200):
+        rows.append(
+            (
+                f"{seconds:.0f} s at {connections} connections, fresh server",
+                [tail_cell(c, connections) for c in TABLE_COLUMNS],
+            )
+        )
+    reference = figures.get("reference_template", {})
+    lines = ["| scenario | " + " | ".join(TABLE_COLUMNS) + " |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    if reference.get("measured") is False:
+        lines.append(f"reference template: not measured ({reference['reason']})")
+    ratios = figures.get("summary", summary(figures))["ratios"]
+    shown = [f"{name} {value:.2f}" for name, value in ratios.items() if value is not None]
+    if shown:
+        lines.append("ratios: " + "; ".join(shown))
+    return lines
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=5, help="seconds per measured run")
@@ -1098,9 +1369,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="side-by-side rounds")
     parser.add_argument("--rows", type=int, default=1000, help="posts to seed")
     parser.add_argument("--render-runs", type=int, default=3)
-    parser.add_argument("--stall-runs", type=int, default=10)
-    parser.add_argument("--stall-seconds", type=float, default=2)
-    parser.add_argument("--stall-timeout", type=float, default=5, help="a slower answer is a stall")
+    parser.add_argument(
+        "--tail-seconds", type=float, default=15, help="tail section: seconds of sending a run"
+    )
+    parser.add_argument(
+        "--tail-drain",
+        type=float,
+        default=30,
+        help="tail section: seconds to wait for the requests in flight when a run ends",
+    )
+    parser.add_argument(
+        "--reference-repo",
+        metavar="GIT_DIR",
+        help="a git directory or clone holding the reference template's pinned commit "
+        "(default: $BENCH_REFERENCE_REPO, then the copy cached under .bench/, then git clone)",
+    )
     parser.add_argument("--flood-seconds", type=float, default=10)
     parser.add_argument(
         "--login-connections",
@@ -1151,6 +1434,9 @@ def main(argv: list[str] | None = None) -> int:
             bench_render(work, figures, args.render_runs)
         if args.sections - {"render"}:
             bench_postgres(work, figures, args)
+    if args.sections & WITH_REFERENCE:
+        figures["summary"] = summary(figures)
+        log("\n" + "\n".join(summary_table(figures)))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(figures, indent=2, default=str) + "\n")

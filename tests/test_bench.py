@@ -3,10 +3,12 @@ and the pure parts of this repository's own `make bench` (bench/run.py, bench/re
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -259,3 +261,261 @@ def test_redis_sections_are_skipped_with_a_reason(
     reason = "redis-server cannot be had: redis server not installed; install it with: ..."
     assert figures["skipped"] == {"jobs": reason, "throttle": reason}
     assert f"skipped: jobs, throttle: {reason}" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- the reference
+# template (bench/full_stack.py), the counting client (bench/tail.py) and the closing table.
+
+
+def fake_reference_tree(root: Path) -> Path:
+    """The reference template's files, reduced to the lines the patches target."""
+    from bench import full_stack
+
+    for patch in full_stack.PATCHES:
+        path = root / patch.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"before\n{patch.old}\nafter\n", encoding="utf-8")
+    (root / "backend/app/main.py").write_text(f"app = make()\n{full_stack.FRONTEND_LINE}\n")
+    return root
+
+
+def test_reference_patches_apply(tmp_path: Path) -> None:
+    from bench import full_stack
+
+    tree = fake_reference_tree(tmp_path)
+    done = full_stack.apply_patches(tree)
+    assert len(done) == len(full_stack.PATCHES) + 1
+    deps = (tree / "backend/app/api/deps.py").read_text()
+    assert "except (InvalidTokenError, ValidationError):" in deps
+    assert 'items: list["Item"] = Relationship(' in (tree / "backend/app/models.py").read_text()
+    assert 'requires-python = ">=3.11,<4.0"' in (tree / "backend/pyproject.toml").read_text()
+    assert (tree / full_stack.FRONTEND_INDEX).is_file()
+    for patch in full_stack.PATCHES:
+        text = (tree / patch.path).read_text()
+        assert patch.old not in text
+        assert text.startswith("before\n")
+        assert text.endswith("after\n")
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_reference_patch_fails_when_its_target_is_gone(tmp_path: Path, index: int) -> None:
+    from bench import full_stack
+
+    tree = fake_reference_tree(tmp_path)
+    patch = full_stack.PATCHES[index]
+    (tree / patch.path).write_text("moved on\n")
+    with pytest.raises(full_stack.PatchError, match=re.escape(patch.path)):
+        full_stack.apply_patches(tree)
+
+
+def test_reference_frontend_line_is_required(tmp_path: Path) -> None:
+    from bench import full_stack
+
+    tree = fake_reference_tree(tmp_path)
+    (tree / "backend/app/main.py").write_text("app = make()\n")
+    with pytest.raises(full_stack.PatchError, match=re.escape("backend/app/main.py")):
+        full_stack.apply_patches(tree)
+
+
+def test_reference_repo_without_the_commit(tmp_path: Path) -> None:
+    from bench import full_stack
+
+    subprocess.run(["git", "init", "-q", str(tmp_path / "empty")], check=True)
+    with pytest.raises(full_stack.ReferenceUnavailableError, match="does not hold commit"):
+        full_stack.obtain(tmp_path / "cache", str(tmp_path / "empty"))
+
+
+def test_no_reference_copy_says_why_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No local copy, no cache, and the clone fails (no network): one line, then None."""
+    from bench import full_stack, run
+
+    monkeypatch.delenv("BENCH_REFERENCE_REPO", raising=False)
+    monkeypatch.setattr(run, "RESULTS", tmp_path / "cache")
+    monkeypatch.setattr(full_stack, "UPSTREAM", str(tmp_path / "no-such-repository"))
+    figures: dict[str, Any] = {}
+    args = run.parse_args(["--only", "side-by-side"])
+    assert run.prepare_reference(tmp_path, None, figures, args) is None  # type: ignore[arg-type]
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith("reference template: not measured (git clone ")
+    assert out[0].endswith(")")
+    assert figures["reference_template"]["measured"] is False
+    table = "\n".join(run.summary_table(figures))
+    assert "reference template: not measured (git clone" in table
+
+
+async def slow_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """GET /sleep/<s> answers 200 after s seconds, /busy 503, /chunked a chunked 200."""
+    try:
+        while True:
+            request = await reader.readuntil(b"\r\n\r\n")
+            path = request.split(b" ", 2)[1].decode()
+            if path.startswith("/sleep/"):
+                await asyncio.sleep(float(path.removeprefix("/sleep/")))
+            if path == "/chunked":
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                )
+            else:
+                status = b"503 Service Unavailable" if path == "/busy" else b"200 OK"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+def tail_against_slow_server(paths: list[str], **options: Any) -> Any:
+    from bench import tail
+
+    async def main() -> Any:
+        server = await asyncio.start_server(slow_server, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await tail.run_async(f"http://127.0.0.1:{port}", paths, **options)
+
+    return asyncio.run(main())
+
+
+def test_tail_counts_requests_in_flight_at_the_end() -> None:
+    # Every connection's first request is still waiting when sending stops and the drain ends.
+    result = tail_against_slow_server(["/sleep/5"], connections=3, seconds=0.2, drain_s=0.3)
+    found = result.figures(slow_s=0.4)
+    assert found["sent"] == 3
+    assert found["answered"] == 0
+    assert found["unanswered"] == 3
+    assert found["waits_over_slow"] == 3
+    assert found["max_wait_ms"] >= 400
+    # With a longer drain the same requests are answered, and counted as slow ones.
+    result = tail_against_slow_server(["/sleep/0.6"], connections=3, seconds=0.2, drain_s=5)
+    found = result.figures(slow_s=0.5)
+    assert (found["sent"], found["answered"], found["unanswered"]) == (3, 3, 0)
+    assert found["waits_over_slow"] == 3
+    assert found["statuses"] == {200: 3}
+
+
+def test_tail_counts_statuses() -> None:
+    result = tail_against_slow_server(["/busy", "/chunked"], connections=2, seconds=0.3)
+    found = result.figures()
+    assert found["sent"] == found["answered"] > 10
+    assert found["unanswered"] == found["errors"] == 0
+    assert set(found["statuses"]) == {200, 503}
+    assert found["status_503"] == found["non_2xx"] == found["statuses"][503]
+    assert found["waits_over_slow"] == 0
+
+
+def made_up_figures() -> dict[str, Any]:
+    def row(rps: float, p99: float, cpu: float) -> dict[str, Any]:
+        return {"rps": rps, "p50_ms": 1.0, "p99_ms": p99, "cpu_ms_per_request": cpu, "errors": 0}
+
+    def tail_row(slow: int, max_s: float, busy: int) -> dict[str, Any]:
+        return {
+            "seconds": 15,
+            "sent": 9000,
+            "waits_over_slow": slow,
+            "slow_s": 2.0,
+            "max_wait_ms": 1000 * max_s,
+            "p99_ms": 90.0,
+            "status_503": busy,
+            "non_2xx": busy + (7 if busy else 0),
+            "errors": 0,
+            "unanswered": 1,
+        }
+
+    return {
+        "side_by_side": {
+            "working tree: /health": row(6900, 10, 0.1),
+            "working tree: get-by-id": row(1000, 91, 1.87),
+            "working tree: list": row(800, 104, 2.48),
+            "reference template: /health": row(6700, 10, 0.1),
+            "reference template: get-by-id": row(500, 186, 2.04),
+            "reference template: list": row(400, 244, 2.5),
+            "raw asyncpg: get-by-id": row(4000, 17, 0.21),
+            "raw asyncpg: list": row(3200, 20, 0.3),
+        },
+        "cold_start": {
+            "generated_s": 0.6,
+            "reference_template_s": 0.8,
+            "raw_asyncpg_s": 0.4,
+        },
+        "tail": {
+            "this template": {"50": tail_row(0, 0.5, 0), "200": tail_row(0, 1.2, 0)},
+            "reference template": {"50": tail_row(40, 10.5, 21), "200": tail_row(190, 12, 170)},
+            "raw asyncpg": {"50": tail_row(0, 0.3, 0), "200": tail_row(0, 0.7, 0)},
+        },
+        "reference_template": {"measured": True},
+    }
+
+
+def test_summary_table_on_made_up_figures() -> None:
+    from bench import run
+
+    figures = made_up_figures()
+    ratios = run.summary(figures)["ratios"]
+    assert ratios["get-by-id / reference template"] == 2
+    assert ratios["get-by-id / raw asyncpg"] == 0.25
+    assert ratios["list / reference template"] == 2
+    assert ratios["list / raw asyncpg"] == 0.25
+    assert ratios["cold start / reference template"] == pytest.approx(0.75)
+    assert ratios["cold start / raw asyncpg"] == pytest.approx(1.5)
+    lines = run.summary_table(figures)
+    assert lines[0] == "| scenario | this template | reference template | raw asyncpg |"
+    rows = {line.split(" | ")[0].removeprefix("| "): line.split(" | ")[1:] for line in lines[2:8]}
+    assert rows["`/health`"] == ["6900 req/s", "6700 req/s", " |"]
+    assert rows["authenticated get-by-id"][0] == "1000 req/s, p99 91 ms, 1.87 ms CPU"
+    assert rows["authenticated list of 10 with total"][2] == "3200 req/s, p99 20 ms, 0.30 ms CPU |"
+    assert rows["cold start to first authenticated 200"] == ["0.60 s", "0.80 s", "0.40 s |"]
+    assert rows["15 s at 200 connections, fresh server"][1] == (
+        "190 over 2 s, max 12.00 s, p99 90 ms, 170 x 503, 7 other non-2xx, 1 unanswered of 9000"
+    )
+    assert rows["15 s at 50 connections, fresh server"][0] == (
+        "0 over 2 s, max 0.50 s, p99 90 ms, 0 x 503, 1 unanswered of 9000"
+    )
+    assert lines[-1].startswith("ratios: get-by-id / reference template 2.00; ")
+    assert "cold start / raw asyncpg 1.50" in lines[-1]
+
+
+def test_summary_without_the_reference() -> None:
+    from bench import run
+
+    figures = made_up_figures()
+    figures["side_by_side"] = {
+        name: row
+        for name, row in figures["side_by_side"].items()
+        if not name.startswith("reference")
+    }
+    figures["cold_start"]["reference_template_s"] = None
+    ratios = run.summary(figures)["ratios"]
+    assert ratios["get-by-id / reference template"] is None
+    assert ratios["cold start / reference template"] is None
+    assert ratios["get-by-id / raw asyncpg"] == 0.25
+    assert "reference template 2.00" not in run.summary_table(figures)[-1]
+
+
+def test_a_round_without_an_answer_is_infinitely_slow() -> None:
+    """A stalled server answers nothing in a wrk run: no division by zero, and it shows."""
+    from types import SimpleNamespace
+
+    from bench import run
+
+    def wrk(requests: int, p99_ms: float) -> Any:
+        return SimpleNamespace(
+            rps=requests / 5, requests=requests, p50_ms=p99_ms / 2, p99_ms=p99_ms,
+            non_2xx=0, errors=0, timeouts=0 if requests else 50,
+        )  # fmt: skip
+
+    row = run.median_result([(wrk(1000, 90), 2.0), (wrk(0, 0), 0.1), (wrk(0, 0), 0.0)])
+    assert row["rps"] == 0
+    assert row["p99_ms"] == math.inf
+    assert row["cpu_ms_per_request"] == math.inf
+    assert row["errors"] == 100
+    assert row["rounds_without_an_answer"] == 2
+    figures = made_up_figures()
+    figures["side_by_side"]["reference template: get-by-id"] = row
+    assert run.summary(figures)["ratios"]["get-by-id / reference template"] is None
+    cells = next(line for line in run.summary_table(figures) if "get-by-id |" in line)
+    assert "0 req/s, p99 inf ms, inf ms CPU, 100 errors, 2 rounds without an answer" in cells
