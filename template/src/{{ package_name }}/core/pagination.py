@@ -39,7 +39,7 @@ class Page(BaseModel, Generic[ItemT]):
     @classmethod
     def of(cls, rows: Sequence[object], total: int, params: PageParams) -> Self:
         """The page `params` asked for: `Page[PostPublic].of(rows, total, params)` reads
-        each row (an ORM object) into the item schema."""
+        each row (a plain row or an ORM object) into the item schema."""
         return cls.model_validate(
             {"items": rows, "total": total, "limit": params.limit, "offset": params.offset},
             from_attributes=True,
