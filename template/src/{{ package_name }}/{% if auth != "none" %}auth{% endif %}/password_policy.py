@@ -4,6 +4,7 @@ Passwords are taken verbatim: no stripping, any character allowed. There are no
 composition rules (NIST SP 800-63B): the most common passwords are refused instead.
 """
 
+from functools import cache
 from importlib.resources import files
 from typing import Annotated
 
@@ -13,14 +14,19 @@ from pydantic_core import PydanticCustomError
 PASSWORD_MIN_LENGTH = 8
 # Bounds the work a single login or registration can ask of the hasher.
 PASSWORD_MAX_LENGTH = 128
-# The most common passwords long enough to pass PASSWORD_MIN_LENGTH, refused whatever
-# their case: read once, from a data file shipped in this package.
-_COMMON_PASSWORDS_FILE = files(__package__) / "common_passwords.txt"
-COMMON_PASSWORDS = frozenset(
-    line.casefold()
-    for line in _COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
-    if line and not line.startswith("#")
-)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """The most common passwords long enough to pass PASSWORD_MIN_LENGTH, casefolded.
+
+    Read from a data file shipped in this package, once, by the first request that sets a
+    password (not at start-up: reads never need it).
+    """
+    text = (files(__package__) / "common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(
+        line.casefold() for line in text.splitlines() if line and not line.startswith("#")
+    )
 
 
 def is_email_or_its_local_part(password: str, email: str) -> bool:
@@ -29,7 +35,7 @@ def is_email_or_its_local_part(password: str, email: str) -> bool:
 
 
 def _refuse_common_password(password: str) -> str:
-    if password.casefold() in COMMON_PASSWORDS:
+    if password.casefold() in common_passwords():
         raise PydanticCustomError(
             "password_too_common",
             "This password is one of the most common ones: choose a less guessable one",
