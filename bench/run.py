@@ -462,11 +462,15 @@ def prepare_reference(
 # --------------------------------------------------------------------------- measurements
 
 
-def median_result(results: list[tuple[Any, float]]) -> dict[str, float]:
+def median_result(
+    results: list[tuple[Any, float]], connections: int | None = None
+) -> dict[str, float]:
     """Medians over rounds of (wrk result, the server's CPU seconds during the run).
 
     A round that answered nothing (a stalled server) counts as infinitely slow and costly:
-    wrk then reports latencies of 0."""
+    wrk then reports latencies of 0. With `connections`, a round that answered fewer
+    requests than it had connections open also counts as stalled: most of its clients never
+    got an answer (the reference template's sync sessions can deadlock its thread pool)."""
     inf = float("inf")
     return {
         "rps": statistics.median(r.rps for r, _ in results),
@@ -477,7 +481,14 @@ def median_result(results: list[tuple[Any, float]]) -> dict[str, float]:
         ),
         "errors": sum(r.non_2xx + r.errors + r.timeouts for r, _ in results),
         "rounds_without_an_answer": sum(1 for r, _ in results if not r.requests),
+        "rounds": len(results),
+        "stalled_rounds": sum(1 for r, _ in results if r.requests < (connections or 1)),
     }
+
+
+def stalled(row: Mapping[str, Any]) -> bool:
+    """Whether most rounds of a side-by-side row stalled: its rate is no rate to compare."""
+    return 2 * int(row.get("stalled_rounds", 0)) > int(row.get("rounds", 1))
 
 
 def divide(numerator: float, denominator: float) -> float:
@@ -704,7 +715,7 @@ def side_by_side(
             cpu = served.cpu_seconds()
             result = load.run("wrk", served.base_url, request, seconds=args.duration, **options)
             results[name].append((result, served.cpu_seconds() - cpu))
-    summary = {name: median_result(found) for name, found in results.items()}
+    summary = {name: median_result(found, args.connections) for name, found in results.items()}
     figures["side_by_side"] = summary
     log(
         f"\nside by side on PostgreSQL, {args.connections} connections, "
@@ -1271,7 +1282,7 @@ def summary(figures: Mapping[str, Any]) -> dict[str, Any]:
 
     def rps(label: str, scenario: str) -> float | None:
         row = side.get(f"{label}: {scenario}")
-        return None if row is None else float(row["rps"])
+        return None if row is None or stalled(row) else float(row["rps"])
 
     current = "working tree"
     ratios = {}
@@ -1304,6 +1315,11 @@ def summary_table(figures: Mapping[str, Any]) -> list[str]:
             text += f", {row['errors']} errors"
         if row.get("rounds_without_an_answer"):
             text += f", {row['rounds_without_an_answer']} rounds without an answer"
+        if row.get("stalled_rounds"):
+            text += (
+                f", {row['stalled_rounds']} of {row['rounds']} rounds stalled "
+                "(fewer answers than connections)"
+            )
         return text
 
     def cold_cell(column: str) -> str:

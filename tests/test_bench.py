@@ -519,3 +519,28 @@ def test_a_round_without_an_answer_is_infinitely_slow() -> None:
     assert run.summary(figures)["ratios"]["get-by-id / reference template"] is None
     cells = next(line for line in run.summary_table(figures) if "get-by-id |" in line)
     assert "0 req/s, p99 inf ms, inf ms CPU, 100 errors, 2 rounds without an answer" in cells
+
+
+def test_rounds_with_fewer_answers_than_connections_stalled() -> None:
+    """A server that answers a handful of 50 clients in a round is stalled too: its rate is
+    no rate to divide by (it made a list ratio of 1670 in a real run)."""
+    from types import SimpleNamespace
+
+    from bench import run
+
+    def wrk(requests: int) -> Any:
+        return SimpleNamespace(
+            rps=requests / 5, requests=requests, p50_ms=100.0, p99_ms=115.0,
+            non_2xx=0, errors=0, timeouts=0,
+        )  # fmt: skip
+
+    row = run.median_result([(wrk(2), 0.2), (wrk(3), 0.3), (wrk(3000), 3.0)], connections=50)
+    assert (row["stalled_rounds"], row["rounds"]) == (2, 3)
+    assert run.stalled(row)
+    figures = made_up_figures()
+    figures["side_by_side"]["reference template: list"] = row
+    assert run.summary(figures)["ratios"]["list / reference template"] is None
+    cells = next(line for line in run.summary_table(figures) if "list of 10" in line)
+    assert "2 of 3 rounds stalled (fewer answers than connections)" in cells
+    healthy = run.median_result([(wrk(3000), 3.0)] * 3, connections=50)
+    assert not run.stalled(healthy)
