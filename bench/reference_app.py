@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    pool_size = int(os.environ.get("REFERENCE_POOL_SIZE", "20"))  # the generated app: 20, no overflow
+    pool_size = int(os.environ.get("REFERENCE_POOL_SIZE", "20"))  # generated: 20 + 0
     app.state.pool = await asyncpg.create_pool(
         os.environ["REFERENCE_DATABASE_URL"], min_size=1, max_size=pool_size
     )
