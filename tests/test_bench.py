@@ -544,3 +544,36 @@ def test_rounds_with_fewer_answers_than_connections_stalled() -> None:
     assert "2 of 3 rounds stalled (fewer answers than connections)" in cells
     healthy = run.median_result([(wrk(3000), 3.0)] * 3, connections=50)
     assert not run.stalled(healthy)
+
+
+def test_where_the_reference_stalled_the_ratio_comes_from_fewer_connections() -> None:
+    """The list stalled at 50 connections: the ratio is the one measured again at 20, and
+    the table shows both."""
+    from types import SimpleNamespace
+
+    from bench import run
+
+    def wrk(requests: int) -> Any:
+        return SimpleNamespace(
+            rps=requests / 5, requests=requests, p50_ms=10.0, p99_ms=40.0,
+            non_2xx=0, errors=0, timeouts=0,
+        )  # fmt: skip
+
+    figures = made_up_figures()
+    figures["side_by_side"]["reference template: list"] = run.median_result(
+        [(wrk(2), 0.1)] * 3, connections=50
+    )
+    figures["side_by_side_below_stall"] = {
+        "connections": 20,
+        "rows": {
+            "working tree: list": run.median_result([(wrk(3000), 3.0)] * 3, connections=20),
+            "reference template: list": run.median_result([(wrk(1000), 3.0)] * 3, connections=20),
+        },
+    }
+    ratios = run.summary(figures)["ratios"]
+    assert ratios["list / reference template"] is None
+    assert ratios["list / reference template at 20 connections"] == 3
+    assert "get-by-id / reference template at 20 connections" not in ratios
+    cells = next(line for line in run.summary_table(figures) if "list of 10" in line)
+    assert "3 of 3 rounds stalled (fewer answers than connections); at 20 connections 200" in cells
+    assert "list / reference template at 20 connections 3.00" in run.summary_table(figures)[-1]
