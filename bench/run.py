@@ -727,56 +727,26 @@ def side_by_side(
     """Round after round, each endpoint in turn: all of them see the same machine load."""
     cases: dict[str, tuple[Served, Any]] = {}
     for generated, app in apps:
-        read = load.Request(
-            "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
-        )
         cases[f"{generated.label}: /health"] = (app, load.Request("GET", "/health"))
-        cases[f"{generated.label}: get-by-id"] = (app, read)
-        cases[f"{generated.label}: list"] = (
-            app,
-            load.Request("GET", "/posts?limit=10", generated.headers),
-        )
+        for scenario, request in generated_reads(load, generated).items():
+            cases[f"{generated.label}: {scenario}"] = (app, request)
     if reference is not None:
         ref, served = reference
-        ids = (full_stack.ID_BASE, full_stack.ID_BASE + ref.rows - 1)
         cases[f"{REFERENCE_LABEL}: /health"] = (served, load.Request("GET", REFERENCE_HEALTH))
-        cases[f"{REFERENCE_LABEL}: get-by-id"] = (
-            served,
-            load.Request("GET", REFERENCE_READ, ref.headers, vary=ids),
-        )
-        cases[f"{REFERENCE_LABEL}: list"] = (
-            served,
-            load.Request("GET", REFERENCE_LIST, ref.headers),
-        )
+        for scenario, request in reference_reads(load, ref).items():
+            cases[f"{REFERENCE_LABEL}: {scenario}"] = (served, request)
     current = apps[0][0]
     raw_read = load.Request("GET", "/posts/{n}", vary=(current.ids[0], current.ids[-1]))
     cases[f"{RAW_LABEL}: get-by-id"] = (raw, raw_read)
     cases[f"{RAW_LABEL}: list"] = (raw, load.Request("GET", "/posts?limit=10"))
-    results: dict[str, list[tuple[Any, float]]] = {name: [] for name in cases}
-    options = {"connections": args.connections, "timeout": 30}
-    for served, request in cases.values():  # warm-up
-        load.run("wrk", served.base_url, request, seconds=1, **options)
-    for _ in range(args.rounds):
-        for name, (served, request) in cases.items():
-            cpu = served.cpu_seconds()
-            result = load.run("wrk", served.base_url, request, seconds=args.duration, **options)
-            results[name].append((result, served.cpu_seconds() - cpu))
-    summary = {name: median_result(found, args.connections) for name, found in results.items()}
+    summary = in_rounds(load, cases, args.connections, args)
     figures["side_by_side"] = summary
-    if reference is not None:
-        below_stall(load, apps[0], reference[0], summary, figures, args)
     log(
         f"\nside by side on PostgreSQL, {args.connections} connections, "
         f"median of {args.rounds} rounds of {args.duration:.0f} s "
         f"(list: 10 rows and the total; {REFERENCE_LABEL}: /api/v1/items/):"
     )
-    log(f"  {'endpoint':<34}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'errors':>7}")
-    for name, row in summary.items():
-        cells = (
-            f"{row['rps']:>7.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
-            f"{row['cpu_ms_per_request']:>11.2f}{row['errors']:>7}"
-        )
-        log(f"  {name:<34}{cells}")
+    log_rows(summary)
     raw_rps = summary[f"{RAW_LABEL}: get-by-id"]["rps"]
     figures["ratios"] = {}
     for generated, _ in apps:
@@ -793,6 +763,57 @@ def side_by_side(
             f"get-by-id / raw asyncpg {ratios['get_by_id_vs_raw_asyncpg']:.2f}; "
             f"raw asyncpg / baseline {ratios['raw_asyncpg_vs_baseline']:.2f}"
         )
+    if reference is not None:
+        below_stall(load, apps[0], reference[0], summary, figures, args)
+
+
+def generated_reads(load: ModuleType, generated: Generated) -> dict[str, Any]:
+    """This template's authenticated reads: get-by-id (over every seeded id) and the list."""
+    return {
+        "get-by-id": load.Request(
+            "GET", "/posts/{n}", generated.headers, vary=(generated.ids[0], generated.ids[-1])
+        ),
+        "list": load.Request("GET", "/posts?limit=10", generated.headers),
+    }
+
+
+def reference_reads(load: ModuleType, reference: Reference) -> dict[str, Any]:
+    """The reference template's: item-by-id (over its seeded items) and its list."""
+    ids = (full_stack.ID_BASE, full_stack.ID_BASE + reference.rows - 1)
+    return {
+        "get-by-id": load.Request("GET", REFERENCE_READ, reference.headers, vary=ids),
+        "list": load.Request("GET", REFERENCE_LIST, reference.headers),
+    }
+
+
+def in_rounds(
+    load: ModuleType,
+    cases: Mapping[str, tuple[Served, Any]],
+    connections: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Each case's median over `args.rounds` rounds, every case in turn within a round (all
+    of them see the same machine load), after a one-second warm-up each."""
+    results: dict[str, list[tuple[Any, float]]] = {name: [] for name in cases}
+    options = {"connections": connections, "timeout": 30}
+    for served, request in cases.values():  # warm-up
+        load.run("wrk", served.base_url, request, seconds=1, **options)
+    for _ in range(args.rounds):
+        for name, (served, request) in cases.items():
+            cpu = served.cpu_seconds()
+            result = load.run("wrk", served.base_url, request, seconds=args.duration, **options)
+            results[name].append((result, served.cpu_seconds() - cpu))
+    return {name: median_result(found, connections) for name, found in results.items()}
+
+
+def log_rows(rows: Mapping[str, Mapping[str, Any]]) -> None:
+    log(f"  {'endpoint':<34}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'errors':>7}")
+    for name, row in rows.items():
+        cells = (
+            f"{row['rps']:>7.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
+            f"{row['cpu_ms_per_request']:>11.2f}{row['errors']:>7}"
+        )
+        log(f"  {name:<34}{cells}")
 
 
 def below_stall(
@@ -820,36 +841,13 @@ def below_stall(
         return
     connections = args.below_stall_connections
     generated, app = current
-    ids = (full_stack.ID_BASE, full_stack.ID_BASE + reference.rows - 1)
-    options = {"connections": connections, "timeout": 30}
-    found: dict[str, Any] = {}
+    mine, theirs = generated_reads(load, generated), reference_reads(load, reference)
     with reference.serve() as served:
-        cases = {}
+        cases: dict[str, tuple[Served, Any]] = {}
         for scenario in scenarios:
-            if scenario == "get-by-id":
-                mine = load.Request(
-                    "GET",
-                    "/posts/{n}",
-                    generated.headers,
-                    vary=(generated.ids[0], generated.ids[-1]),
-                )
-                theirs = load.Request("GET", REFERENCE_READ, reference.headers, vary=ids)
-            else:
-                mine = load.Request("GET", "/posts?limit=10", generated.headers)
-                theirs = load.Request("GET", REFERENCE_LIST, reference.headers)
-            cases[f"working tree: {scenario}"] = (app, mine)
-            cases[f"{REFERENCE_LABEL}: {scenario}"] = (served, theirs)
-        results: dict[str, list[tuple[Any, float]]] = {name: [] for name in cases}
-        for app_served, request in cases.values():  # warm-up
-            load.run("wrk", app_served.base_url, request, seconds=1, **options)
-        for _ in range(args.rounds):
-            for name, (app_served, request) in cases.items():
-                cpu = app_served.cpu_seconds()
-                result = load.run(
-                    "wrk", app_served.base_url, request, seconds=args.duration, **options
-                )
-                results[name].append((result, app_served.cpu_seconds() - cpu))
-        found = {name: median_result(rows, connections) for name, rows in results.items()}
+            cases[f"{generated.label}: {scenario}"] = (app, mine[scenario])
+            cases[f"{REFERENCE_LABEL}: {scenario}"] = (served, theirs[scenario])
+        found = in_rounds(load, cases, connections, args)
     figures["side_by_side_below_stall"] = {"connections": connections, "rows": found}
     log(
         f"\nthe reference template stalled at {args.connections} connections ("
@@ -857,13 +855,7 @@ def below_stall(
         + f"): again at {connections} connections, a fresh reference server, "
         f"median of {args.rounds} rounds:"
     )
-    log(f"  {'endpoint':<34}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}{'errors':>7}")
-    for name, row in found.items():
-        cells = (
-            f"{row['rps']:>7.0f}{row['p50_ms']:>8.1f}{row['p99_ms']:>8.1f}"
-            f"{row['cpu_ms_per_request']:>11.2f}{row['errors']:>7}"
-        )
-        log(f"  {name:<34}{cells}")
+    log_rows(found)
 
 
 def tail_section(
